@@ -1,0 +1,105 @@
+"""The intensity policy: how raw image intensities are mapped before a metric is computed.
+
+MR intensities have no fixed unit: a T1w volume may span 0-4000, a z-scored one -1.5-6, a network output
+-1-1. PSNR, SSIM and every metric with a stability constant depend on the *dynamic range* ``L`` they are
+told, and mis-stating it is the most common silent error in medical full-reference IQA. This package
+therefore makes the range explicit. ``data_range`` is one of
+
+* ``"reference"`` (the default): per image and channel, the reference is mapped onto ``[0, 1]`` by
+  ``(x - min(y)) / (max(y) - min(y))`` and the prediction is mapped with the *same* affine map (it is not
+  clipped). ``L = max(y) - min(y)`` of the reference only; the prediction never influences the range.
+* a number ``L > 0``: images are divided by ``L`` (intensities are assumed to start at 0, the convention of
+  scikit-image, MONAI and piq). ``data_range=1.0`` reproduces MONAI's default, ``255`` 8-bit images.
+* a pair ``(low, high)``: a fixed intensity window, e.g. ``(-1000, 1000)`` for CT in HU, mapped onto
+  ``[0, 1]``.
+
+Differences to other libraries: MONAI's ``SSIMMetric``/``PSNRMetric`` assume ``data_range=1.0`` whatever the
+data (for unnormalised MRI this makes the SSIM constants negligible and PSNR meaningless); scikit-image
+refuses floating-point images without an explicit ``data_range``; fastMRI uses ``max(y)`` of the volume.
+``data_range=(0, y.max())`` reproduces fastMRI for non-negative magnitude images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["DataRange", "intensity_window", "to_unit_range"]
+
+DataRange = float | int | str | Sequence[float]
+
+
+def intensity_window(
+    y: torch.Tensor, data_range: DataRange, name: str = "metric", dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the ``(low, span)`` of the intensity window for each image and channel.
+
+    Args:
+        y: reference image, shape ``(B, C, *spatial)``.
+        data_range: ``"reference"``, a number ``L > 0`` or a pair ``(low, high)``; see the module docstring.
+        name: metric name for error messages.
+        dtype: dtype of the returned tensors (defaults to ``y``'s floating dtype).
+
+    Returns:
+        ``low`` and ``span``, each of shape ``(B, C, 1, ..., 1)``, broadcastable against ``y``.
+
+    Raises:
+        ValueError: for an unknown policy, ``data_range <= 0``, ``high <= low`` or a constant reference when
+            ``data_range="reference"``.
+    """
+    dtype = dtype or (y.dtype if y.is_floating_point() else torch.float32)
+    bshape = (*y.shape[:2], *([1] * (y.ndim - 2)))
+    if isinstance(data_range, str):
+        if data_range != "reference":
+            raise ValueError(
+                f"{name}: data_range must be 'reference', a number > 0 or a (low, high) pair, got {data_range!r}."
+            )
+        flat = y.detach().reshape(*y.shape[:2], -1).to(dtype)
+        low = flat.amin(dim=-1)
+        span = flat.amax(dim=-1) - low
+        if bool((span <= 0).any()):
+            bad = [tuple(i) for i in (span <= 0).nonzero().tolist()]
+            raise ValueError(
+                f"{name}: data_range='reference' needs a non-constant reference, but the reference is constant "
+                f"for (batch, channel) {bad}; pass a numeric data_range or (low, high) instead."
+            )
+        return low.reshape(bshape), span.reshape(bshape)
+    if isinstance(data_range, Sequence):
+        if len(data_range) != 2:
+            raise ValueError(f"{name}: a data_range window must be (low, high), got {data_range!r}.")
+        low_v, high_v = (float(v) for v in data_range)
+        if not high_v > low_v:
+            raise ValueError(f"{name}: data_range window needs high > low, got {data_range!r}.")
+        low_t, span_t = low_v, high_v - low_v
+    elif isinstance(data_range, (int, float)) and not isinstance(data_range, bool):
+        if not (data_range > 0 and data_range != float("inf")):
+            raise ValueError(f"{name}: data_range must be > 0 and finite, got {data_range!r}.")
+        low_t, span_t = 0.0, float(data_range)
+    else:
+        raise ValueError(
+            f"{name}: data_range must be 'reference', a number > 0 or a (low, high) pair, got {data_range!r}."
+        )
+    low = torch.full(bshape, low_t, dtype=dtype, device=y.device)
+    span = torch.full(bshape, span_t, dtype=dtype, device=y.device)
+    return low, span
+
+
+def to_unit_range(
+    y_pred: torch.Tensor, y: torch.Tensor, data_range: DataRange, name: str = "metric", dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Map both images with the reference's intensity window so that the window becomes ``[0, 1]``.
+
+    Args:
+        y_pred: synthesized image ``(B, C, *spatial)``.
+        y: reference image of the same shape.
+        data_range: intensity policy, see the module docstring.
+        name: metric name for error messages.
+        dtype: compute dtype of the result.
+
+    Returns:
+        ``(y_pred', y')`` in ``dtype``; ``y'`` lies in ``[0, 1]`` for ``data_range="reference"``.
+    """
+    dtype = dtype or (y.dtype if y.is_floating_point() else torch.float32)
+    low, span = intensity_window(y, data_range, name=name, dtype=dtype)
+    return (y_pred.to(dtype) - low) / span, (y.to(dtype) - low) / span

@@ -1,0 +1,91 @@
+"""Running metrics that their papers define on 2-D images (GMSD, MS-GMSD, NLPD, HaarPSI) on volumes.
+
+A volume ``(B, C, H, W, D)`` is cut into 2-D slices along one spatial axis (``slice_axis``, default the last),
+all slices are scored in one batched call, and the per-slice scores are averaged. Without a mask every
+slice counts equally; with a mask each slice is weighted by its number of in-mask voxels and slices without
+any are skipped. The intensity window is resolved on the whole volume *before* slicing, so all slices of a
+volume share one ``data_range``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .intensity import DataRange, to_unit_range
+from .masking import finalize_weighted, prepare_mask
+from .validation import check_image_pair, compute_dtype
+
+__all__ = ["PlanarScore", "planar_metric", "to_slices"]
+
+# core(x, y, weights) -> (score (N, C), weight total (N, C)); inputs (N, C, H, W) in the unit range
+PlanarScore = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def to_slices(volume: torch.Tensor, slice_axis: int) -> torch.Tensor:
+    """Reshape ``(B, C, *3 spatial)`` into a batch of 2-D slices ``(B * S, C, P, Q)`` along ``slice_axis``."""
+    axis = 2 + slice_axis % 3
+    moved = volume.movedim(axis, 2)  # (B, C, S, P, Q)
+    b, c, s, p, q = moved.shape
+    return moved.transpose(1, 2).reshape(b * s, c, p, q)
+
+
+def planar_metric(
+    core: PlanarScore,
+    y_pred: torch.Tensor,
+    y: torch.Tensor,
+    spatial_dims: int | None,
+    data_range: DataRange,
+    mask: torch.Tensor | None,
+    slice_axis: int,
+    empty_mask: str,
+    name: str,
+    min_size: int,
+) -> torch.Tensor:
+    """Validate, normalise and score a pair with a 2-D ``core``, slice-wise for volumes.
+
+    Args:
+        core: maps unit-range images ``(N, C, H, W)`` and optional weights ``(N, 1|C, H, W)`` to per-image
+            scores ``(N, C)``; images whose weights are all zero must score NaN.
+        y_pred, y: images ``(B, C, H, W[, D])``.
+        spatial_dims, data_range, mask, empty_mask: as for every metric of the package.
+        slice_axis: spatial axis (0, 1, 2 or negative) cut into slices for 3-D input.
+        name: metric name for messages.
+        min_size: smallest allowed side of the 2-D images (slices).
+
+    Returns:
+        ``(B, C)`` scores.
+    """
+    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
+    if spatial_dims == 3 and not -3 <= slice_axis <= 2:
+        raise ValueError(f"{name}: slice_axis must index a spatial axis (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
+    dtype = compute_dtype(y)
+    weights = prepare_mask(mask, y, name, empty_mask, dtype)
+    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype)
+    if spatial_dims == 2:
+        planes = tuple(y.shape[2:])
+    else:
+        planes = tuple(s for i, s in enumerate(y.shape[2:]) if i != slice_axis % 3)
+    if min(planes) < min_size:
+        raise ValueError(
+            f"{name}: {'slices' if spatial_dims == 3 else 'images'} of size {planes} are too small; "
+            f"each side needs at least {min_size} pixels."
+        )
+    if spatial_dims == 2:
+        # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"
+        return core(x_u, y_u, weights)
+
+    batch, channels = y.shape[:2]
+    x_s, y_s = to_slices(x_u, slice_axis), to_slices(y_u, slice_axis)
+    w_s = None
+    if weights is not None:
+        w_s = to_slices(weights.expand(batch, weights.shape[1], *weights.shape[2:]), slice_axis)
+    scores = core(x_s, y_s, w_s).view(batch, -1, channels)  # (B, S, C)
+    if w_s is None:
+        return scores.mean(dim=1)
+    slice_weight = w_s.sum(dim=(-2, -1)).view(batch, -1, w_s.shape[1]).expand_as(scores)
+    used = slice_weight > 0
+    numerator = torch.where(used, scores * slice_weight, torch.zeros_like(scores)).sum(dim=1)
+    denominator = torch.where(used, slice_weight, torch.zeros_like(slice_weight)).sum(dim=1)
+    return finalize_weighted(numerator, denominator, name, "the mask", empty_mask)

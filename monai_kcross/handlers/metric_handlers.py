@@ -1,0 +1,175 @@
+"""ignite handlers for the package's metrics, built on MONAI's ``IgniteMetricHandler``.
+
+Use them in MONAI workflows exactly like MONAI's own metric handlers::
+
+    evaluator = SupervisedEvaluator(
+        device=device, val_data_loader=loader, network=net,
+        key_val_metric={"val_ssim": SSIMHandler(spatial_dims=3, output_transform=from_engine(["pred", "label"]))},
+        additional_metrics={"val_psnr": PSNRHandler(output_transform=from_engine(["pred", "label"]))},
+    )
+
+To score inside a region, name the batch key holding the mask (MONAI engines keep only image, label and
+prediction in ``engine.state.output``, so the mask is read from ``engine.state.batch``)::
+
+    SSIMHandler(output_transform=from_engine(["pred", "label"]), mask_key="brain_mask")
+
+or let ``output_transform`` return it as a third item in custom workflows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from ignite.engine import Engine
+from ignite.metrics.metric import reinit__is_reduced
+from monai.handlers import IgniteMetricHandler
+
+from ..metrics import full_reference as M
+from ..metrics.base import FullReferenceMetric
+
+__all__ = [
+    "FullReferenceHandler",
+    "GMSDHandler",
+    "HaarPSIHandler",
+    "MAEHandler",
+    "MSEHandler",
+    "MultiScaleGMSDHandler",
+    "MultiScaleSSIMHandler",
+    "NLPDHandler",
+    "PSNRHandler",
+    "RMSEHandler",
+    "SSIMHandler",
+]
+
+
+class FullReferenceHandler(IgniteMetricHandler):
+    """ignite metric handler around a :class:`~monai_kcross.metrics.FullReferenceMetric`.
+
+    Subclasses name their metric class in ``metric_class``; their constructor takes that class's keyword
+    arguments (``spatial_dims``, ``data_range``, ``reduction``, ...) besides the handler's own.
+
+    Args:
+        output_transform: maps ``engine.state.output`` to ``(y_pred, y)`` or ``(y_pred, y, mask)``, each a
+            batch-first tensor or a list of channel-first tensors (e.g. ``from_engine(["pred", "label"])``).
+        save_details: store the per-image scores in ``engine.state.metric_details[name]``.
+        mask_key: key of ``engine.state.batch`` holding the region mask (``(B, 1|C, *spatial)``); used when
+            ``output_transform`` returns two items.
+        metric: an already built metric (instead of ``metric_kwargs``).
+        metric_kwargs: keyword arguments of ``metric_class``.
+    """
+
+    metric_class: type[FullReferenceMetric] | None = None
+
+    def __init__(
+        self,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+        mask_key: str | None = None,
+        metric: FullReferenceMetric | None = None,
+        **metric_kwargs: Any,
+    ) -> None:
+        self.mask_key = mask_key
+        if metric is None:
+            if self.metric_class is None:
+                raise ValueError("FullReferenceHandler needs `metric` (or use a subclass such as SSIMHandler).")
+            metric = self.metric_class(**metric_kwargs)
+        elif metric_kwargs:
+            raise ValueError("pass either a built `metric` or its keyword arguments, not both.")
+        super().__init__(metric_fn=metric, output_transform=output_transform, save_details=save_details)
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[Any]) -> None:
+        """Score ``(y_pred, y)`` or ``(y_pred, y, mask)``: batch-first tensors or lists of channel-first ones."""
+        if not isinstance(output, (tuple, list)) or len(output) not in (2, 3):
+            raise ValueError(
+                "output_transform must return (y_pred, y) or (y_pred, y, mask), e.g. "
+                f"from_engine(['pred', 'label']); got {type(output).__name__} of length "
+                f"{len(output) if hasattr(output, '__len__') else '?'}."
+            )
+        if len(output) == 2 and self.mask_key is not None:
+            if self._engine is None:
+                raise RuntimeError("mask_key needs the handler to be attached to an engine first.")
+            output = (*output, self._mask_from_batch(self._engine.state.batch, isinstance(output[0], torch.Tensor)))
+        self.metric_fn(*output)
+
+    def iteration_completed(self, engine: Engine) -> None:
+        """Pass the whole iteration's output to :meth:`update`.
+
+        ignite would split lists of channel-first tensors into single-image updates (and reject a third item),
+        which loses the link between images and their masks; the package's metrics take lists directly.
+        """
+        self.update(self._output_transform(engine.state.output))
+
+    def _mask_from_batch(self, batch: Any, stacked: bool) -> torch.Tensor | list[torch.Tensor]:
+        """The masks of the current batch: collated (a dict) or decollated (a list of dicts)."""
+        items = batch if isinstance(batch, (list, tuple)) else [batch]
+        missing = [item for item in items if not isinstance(item, dict) or self.mask_key not in item]
+        if missing:
+            keys = sorted(missing[0]) if isinstance(missing[0], dict) else type(missing[0]).__name__
+            raise ValueError(f"mask_key {self.mask_key!r} is not in the engine's batch (keys: {keys}).")
+        if isinstance(batch, dict):
+            return batch[self.mask_key]
+        masks = [item[self.mask_key] for item in items]
+        return torch.stack(masks) if stacked else masks
+
+
+class MAEHandler(FullReferenceHandler):
+    """Mean absolute error; keyword arguments of :class:`~monai_kcross.metrics.MAEMetric`."""
+
+    metric_class = M.MAEMetric
+
+
+class MSEHandler(FullReferenceHandler):
+    """Mean squared error; keyword arguments of :class:`~monai_kcross.metrics.MSEMetric`."""
+
+    metric_class = M.MSEMetric
+
+
+class RMSEHandler(FullReferenceHandler):
+    """Root mean squared error; keyword arguments of :class:`~monai_kcross.metrics.RMSEMetric`."""
+
+    metric_class = M.RMSEMetric
+
+
+class PSNRHandler(FullReferenceHandler):
+    """PSNR; keyword arguments of :class:`~monai_kcross.metrics.PSNRMetric`."""
+
+    metric_class = M.PSNRMetric
+
+
+class SSIMHandler(FullReferenceHandler):
+    """SSIM; keyword arguments of :class:`~monai_kcross.metrics.SSIMMetric`."""
+
+    metric_class = M.SSIMMetric
+
+
+class MultiScaleSSIMHandler(FullReferenceHandler):
+    """MS-SSIM; keyword arguments of :class:`~monai_kcross.metrics.MultiScaleSSIMMetric`."""
+
+    metric_class = M.MultiScaleSSIMMetric
+
+
+class GMSDHandler(FullReferenceHandler):
+    """GMSD; keyword arguments of :class:`~monai_kcross.metrics.GMSDMetric`."""
+
+    metric_class = M.GMSDMetric
+
+
+class MultiScaleGMSDHandler(FullReferenceHandler):
+    """MS-GMSD; keyword arguments of :class:`~monai_kcross.metrics.MultiScaleGMSDMetric`."""
+
+    metric_class = M.MultiScaleGMSDMetric
+
+
+class NLPDHandler(FullReferenceHandler):
+    """NLPD; keyword arguments of :class:`~monai_kcross.metrics.NLPDMetric`."""
+
+    metric_class = M.NLPDMetric
+
+
+class HaarPSIHandler(FullReferenceHandler):
+    """HaarPSI; keyword arguments of :class:`~monai_kcross.metrics.HaarPSIMetric`."""
+
+    metric_class = M.HaarPSIMetric

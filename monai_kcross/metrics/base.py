@@ -1,0 +1,91 @@
+"""The MONAI metric wrapper shared by every full-reference metric of the package."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from monai.metrics import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction
+
+__all__ = ["FullReferenceMetric"]
+
+TensorOrList = torch.Tensor | Sequence[torch.Tensor]
+
+
+class FullReferenceMetric(CumulativeIterationMetric):
+    """A functional metric of this package as a MONAI ``CumulativeIterationMetric``.
+
+    Each call scores a batch and appends the ``(B, C)`` results to the metric's buffer; ``aggregate()``
+    reduces everything seen since the last ``reset()`` (across processes under ``torch.distributed``, via
+    MONAI's buffer gathering). NaN results (for instance images with an empty mask when
+    ``empty_mask="nan"``) are skipped by the reduction and counted by ``get_not_nans``.
+
+    Call as ``metric(y_pred, y)`` or ``metric(y_pred, y, mask=mask)`` with batch-first tensors
+    ``(B, C, H, W[, D])`` or lists of channel-first tensors ``(C, H, W[, D])`` (then ``mask`` may be a list
+    too).
+
+    Args:
+        metric_fn: the functional metric, ``metric_fn(y_pred, y, mask=..., **metric_kwargs) -> (B, C)``.
+        reduction: MONAI reduction applied by ``aggregate`` (``"mean"``, ``"sum"``, ``"mean_batch"``,
+            ``"mean_channel"``, ``"none"``, ...).
+        get_not_nans: whether ``aggregate`` also returns the count of non-NaN values.
+        metric_kwargs: fixed keyword arguments of ``metric_fn`` (``data_range``, window options, ...).
+    """
+
+    def __init__(
+        self,
+        metric_fn: Callable[..., torch.Tensor],
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        **metric_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.metric_fn = metric_fn
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+        self.metric_kwargs = metric_kwargs
+
+    def __call__(  # type: ignore[override]
+        self, y_pred: TensorOrList, y: TensorOrList | None = None, mask: TensorOrList | None = None
+    ) -> torch.Tensor:
+        """Score a batch (and buffer the result). Returns ``(B, C)``."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is a full-reference metric: pass the reference image `y`.")
+        return super().__call__(y_pred, y, mask=mask)
+
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.metric_fn(y_pred, y, mask=mask, **self.metric_kwargs)
+
+    def _compute_list(  # type: ignore[override]
+        self, y_pred: TensorOrList, y: TensorOrList, mask: TensorOrList | None = None
+    ) -> torch.Tensor:
+        if not isinstance(y_pred, (list, tuple)) or not isinstance(y, (list, tuple)) or len(y_pred) != len(y):
+            raise ValueError("y_pred and y must both be lists of channel-first tensors of the same length.")
+        if mask is None or (isinstance(mask, torch.Tensor) and mask.ndim < y[0].ndim):
+            masks = [mask] * len(y)  # no mask, or one spatial mask shared by every item
+        elif isinstance(mask, torch.Tensor) and mask.ndim == y[0].ndim:
+            masks = [mask[None]] * len(y)  # one channel-first mask shared by every item
+        else:
+            masks = [m[None] for m in mask]  # one channel-first mask per item
+            if len(masks) != len(y):
+                raise ValueError(f"got {len(masks)} masks for {len(y)} images.")
+        results = [
+            self._compute_tensor(p.detach().unsqueeze(0), t.detach().unsqueeze(0), m)
+            for p, t, m in zip(y_pred, y, masks)
+        ]
+        return torch.cat(results, dim=0)
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
+        result, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        return (result, not_nans) if self.get_not_nans else result

@@ -1,0 +1,274 @@
+"""Full-reference metrics as MONAI ``CumulativeIterationMetric`` classes.
+
+Each class is a thin wrapper around the function of the same name in :mod:`monai_kcross.functional`; the
+arguments are documented there. All take ``y_pred, y`` (and optionally ``mask=``) of shape
+``(B, C, H, W[, D])``, buffer ``(B, C)`` scores and reduce them in ``aggregate()``.
+
+Example::
+
+    metric = SSIMMetric(spatial_dims=3, data_range="reference")
+    for batch in loader:
+        metric(batch["pred"], batch["label"], mask=batch["brain"])
+    print(metric.aggregate().item())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from monai.utils import MetricReduction
+
+from .. import functional as F
+from ..functional.intensity import DataRange
+from .base import FullReferenceMetric
+
+__all__ = [
+    "GMSDMetric",
+    "HaarPSIMetric",
+    "MAEMetric",
+    "MSEMetric",
+    "MultiScaleGMSDMetric",
+    "MultiScaleSSIMMetric",
+    "NLPDMetric",
+    "PSNRMetric",
+    "RMSEMetric",
+    "SSIMMetric",
+]
+
+Reduction = MetricReduction | str
+
+
+class _ErrorMetric(FullReferenceMetric):
+    """Shared constructor of the point-wise error metrics (MAE, MSE, RMSE)."""
+
+    error_function: Callable[..., torch.Tensor]
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange | None = None,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            type(self).error_function,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            empty_mask=empty_mask,
+        )
+
+
+class MAEMetric(_ErrorMetric):
+    """Mean absolute error (lower is better); see :func:`monai_kcross.functional.mae`."""
+
+    error_function = staticmethod(F.mae)
+
+
+class MSEMetric(_ErrorMetric):
+    """Mean squared error (lower is better); see :func:`monai_kcross.functional.mse`."""
+
+    error_function = staticmethod(F.mse)
+
+
+class RMSEMetric(_ErrorMetric):
+    """Root mean squared error (lower is better); see :func:`monai_kcross.functional.rmse`."""
+
+    error_function = staticmethod(F.rmse)
+
+
+class PSNRMetric(FullReferenceMetric):
+    """Peak signal-to-noise ratio in dB (higher is better); see :func:`monai_kcross.functional.psnr`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.psnr, reduction, get_not_nans, spatial_dims=spatial_dims, data_range=data_range, empty_mask=empty_mask
+        )
+
+
+class SSIMMetric(FullReferenceMetric):
+    """Structural similarity (higher is better); see :func:`monai_kcross.functional.ssim`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        preset: str = "wang",
+        kernel_type: str | None = None,
+        win_size: int | Sequence[int] | None = None,
+        kernel_sigma: float | Sequence[float] | None = None,
+        k1: float | None = None,
+        k2: float | None = None,
+        covariance: str | None = None,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.ssim,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            preset=preset,
+            kernel_type=kernel_type,
+            win_size=win_size,
+            kernel_sigma=kernel_sigma,
+            k1=k1,
+            k2=k2,
+            covariance=covariance,
+            empty_mask=empty_mask,
+        )
+
+
+class MultiScaleSSIMMetric(FullReferenceMetric):
+    """Multi-scale structural similarity (higher is better); see :func:`monai_kcross.functional.ms_ssim`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        weights: Sequence[float] = F.MS_SSIM_WEIGHTS,
+        preset: str = "wang",
+        kernel_type: str | None = None,
+        win_size: int | Sequence[int] | None = None,
+        kernel_sigma: float | Sequence[float] | None = None,
+        k1: float | None = None,
+        k2: float | None = None,
+        covariance: str | None = None,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.ms_ssim,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            weights=weights,
+            preset=preset,
+            kernel_type=kernel_type,
+            win_size=win_size,
+            kernel_sigma=kernel_sigma,
+            k1=k1,
+            k2=k2,
+            covariance=covariance,
+            empty_mask=empty_mask,
+        )
+
+
+class GMSDMetric(FullReferenceMetric):
+    """Gradient magnitude similarity deviation (lower is better); see :func:`monai_kcross.functional.gmsd`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        t: float = 170.0 / 255.0**2,
+        slice_axis: int = -1,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.gmsd,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            t=t,
+            slice_axis=slice_axis,
+            empty_mask=empty_mask,
+        )
+
+
+class MultiScaleGMSDMetric(FullReferenceMetric):
+    """Multi-scale GMSD (lower is better); see :func:`monai_kcross.functional.ms_gmsd`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        scale_weights: Sequence[float] = F.MS_GMSD_WEIGHTS,
+        alpha: float = 0.5,
+        t: float = 170.0 / 255.0**2,
+        slice_axis: int = -1,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.ms_gmsd,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            scale_weights=scale_weights,
+            alpha=alpha,
+            t=t,
+            slice_axis=slice_axis,
+            empty_mask=empty_mask,
+        )
+
+
+class NLPDMetric(FullReferenceMetric):
+    """Normalised Laplacian pyramid distance (lower is better); see :func:`monai_kcross.functional.nlpd`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        slice_axis: int = -1,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.nlpd,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            slice_axis=slice_axis,
+            empty_mask=empty_mask,
+        )
+
+
+class HaarPSIMetric(FullReferenceMetric):
+    """Haar wavelet-based perceptual similarity (higher is better); see :func:`monai_kcross.functional.haarpsi`."""
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        subsample: bool = True,
+        c: float = 30.0,
+        alpha: float = 4.2,
+        slice_axis: int = -1,
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(
+            F.haarpsi,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            subsample=subsample,
+            c=c,
+            alpha=alpha,
+            slice_axis=slice_axis,
+            empty_mask=empty_mask,
+        )

@@ -1,0 +1,133 @@
+"""A registry of every metric of the package, with its direction, value range and 3-D behaviour.
+
+>>> import monai_kcross
+>>> metric = monai_kcross.create_metric("ssim", spatial_dims=3)
+>>> [info.name for info in monai_kcross.list_metrics()]  # doctest: +ELLIPSIS
+['mae', 'mse', 'rmse', 'psnr', 'ssim', 'ms_ssim', ...]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import functional as F
+from .handlers import metric_handlers as H
+from .metrics import full_reference as M
+from .metrics.base import FullReferenceMetric
+
+__all__ = ["MetricInfo", "create_handler", "create_metric", "get_metric_info", "list_metrics"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a user needs to know to read a metric's numbers.
+
+    Attributes:
+        name: registry key (also accepted: upper case, ``-`` for ``_``).
+        function: functional form, ``f(y_pred, y, spatial_dims=None, data_range=..., mask=None, **options)``.
+        metric_class: MONAI ``CumulativeIterationMetric`` class.
+        handler_class: ignite handler class.
+        higher_is_better: direction of the score.
+        value_range: ``(low, high)`` of possible values.
+        ideal: value for identical images.
+        volumes: how 3-D input is handled: ``"native"`` or ``"slice-wise"``.
+        reference: the defining publication.
+    """
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    metric_class: type[FullReferenceMetric]
+    handler_class: type[H.FullReferenceHandler]
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    ideal: float
+    volumes: str
+    reference: str
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+_INF = math.inf
+_REGISTRY: dict[str, MetricInfo] = {
+    info.name: info
+    for info in (
+        MetricInfo("mae", F.mae, M.MAEMetric, H.MAEHandler, False, (0.0, _INF), 0.0, "native", "mean absolute error"),
+        MetricInfo("mse", F.mse, M.MSEMetric, H.MSEHandler, False, (0.0, _INF), 0.0, "native", "mean squared error"),
+        MetricInfo("rmse", F.rmse, M.RMSEMetric, H.RMSEHandler, False, (0.0, _INF), 0.0, "native", "root MSE"),
+        MetricInfo("psnr", F.psnr, M.PSNRMetric, H.PSNRHandler, True, (-_INF, _INF), _INF, "native", "PSNR in dB"),
+        MetricInfo("ssim", F.ssim, M.SSIMMetric, H.SSIMHandler, True, (-1.0, 1.0), 1.0, "native", "Wang et al. 2004"),
+        MetricInfo(
+            "ms_ssim",
+            F.ms_ssim,
+            M.MultiScaleSSIMMetric,
+            H.MultiScaleSSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "native",
+            "Wang, Simoncelli & Bovik 2003",
+        ),
+        MetricInfo(
+            "gmsd", F.gmsd, M.GMSDMetric, H.GMSDHandler, False, (0.0, 1.0), 0.0, "slice-wise", "Xue et al. 2014"
+        ),
+        MetricInfo(
+            "ms_gmsd",
+            F.ms_gmsd,
+            M.MultiScaleGMSDMetric,
+            H.MultiScaleGMSDHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            "slice-wise",
+            "Zhang et al. 2017",
+        ),
+        MetricInfo(
+            "nlpd", F.nlpd, M.NLPDMetric, H.NLPDHandler, False, (0.0, _INF), 0.0, "slice-wise", "Laparra et al. 2016"
+        ),
+        MetricInfo(
+            "haarpsi",
+            F.haarpsi,
+            M.HaarPSIMetric,
+            H.HaarPSIHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Reisenhofer et al. 2018",
+        ),
+    )
+}
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def list_metrics() -> list[MetricInfo]:
+    """All registered metrics, in a stable order."""
+    return list(_REGISTRY.values())
+
+
+def get_metric_info(name: str) -> MetricInfo:
+    """Look a metric up by name (case-insensitive; ``ms-ssim`` and ``ms_ssim`` are the same)."""
+    try:
+        return _REGISTRY[_key(name)]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; available: {', '.join(_REGISTRY)}.") from None
+
+
+def create_metric(name: str, **kwargs: Any) -> FullReferenceMetric:
+    """Build the MONAI metric registered under ``name`` with the given keyword arguments."""
+    return get_metric_info(name).metric_class(**kwargs)
+
+
+def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler:
+    """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
+    return get_metric_info(name).handler_class(**kwargs)

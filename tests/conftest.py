@@ -1,0 +1,52 @@
+"""Shared fixtures: real brain anatomy from the bundled sample pair and deterministic perturbations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from monai_kcross.data import load_sample_pair
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="session")
+def sample() -> dict:
+    return load_sample_pair()
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    return json.loads((GOLDEN_DIR / "golden_values.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="session")
+def golden_inputs() -> dict[str, np.ndarray]:
+    with np.load(GOLDEN_DIR / "inputs.npz") as data:
+        return {k: data[k].astype(np.float64) for k in data.files}
+
+
+def perturbed_pair(shape: tuple[int, ...], seed: int = 0, noise: float = 0.1, dtype=torch.float64):
+    """A smooth random image in [0, 1] and a noisy copy, both ``(B, C, *spatial)``."""
+    generator = torch.Generator().manual_seed(seed)
+    base = torch.rand(shape, generator=generator, dtype=torch.float64)
+    spatial = len(shape) - 2
+    pool = torch.nn.functional.avg_pool2d if spatial == 2 else torch.nn.functional.avg_pool3d
+    smooth = pool(base, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+    smooth = (smooth - smooth.amin()) / (smooth.amax() - smooth.amin())
+    noisy = (smooth + noise * torch.randn(shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+    return noisy.to(dtype), smooth.to(dtype)
+
+
+@pytest.fixture
+def pair2d():
+    return perturbed_pair((2, 1, 64, 72), seed=1)
+
+
+@pytest.fixture
+def pair3d():
+    return perturbed_pair((2, 1, 40, 36, 32), seed=2)
