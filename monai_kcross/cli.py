@@ -12,6 +12,7 @@ Exit codes: 0 success, 2 bad arguments, 1 any other error (the message names the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")  # silence the flush at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -184,6 +184,53 @@ def _constants(options: dict[str, Any], windows: list[torch.Tensor]) -> tuple[fl
     return c1, c2, cov_norm
 
 
+class _Setup(NamedTuple):
+    y_pred: torch.Tensor
+    y: torch.Tensor
+    spatial_dims: int
+    windows: list[torch.Tensor]
+    weights: torch.Tensor | None
+    low: torch.Tensor
+    span: torch.Tensor
+    constants: tuple[float, float, float]
+
+
+def _setup(
+    name: str,
+    y_pred: torch.Tensor,
+    y: torch.Tensor,
+    spatial_dims: int | None,
+    data_range: DataRange,
+    mask: torch.Tensor | None,
+    empty_mask: str,
+    preset: str,
+    levels: int = 1,
+    **overrides: Any,
+) -> _Setup:
+    """Validate the inputs of SSIM/MS-SSIM and resolve windows, mask weights, intensity window, constants."""
+    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
+    options = resolve_ssim_options(preset, **overrides)
+    windows = _windows(options, spatial_dims)
+    shape = tuple(y.shape[2:])
+    factor = 2 ** (levels - 1)
+    sizes = tuple(w.numel() for w in windows)
+    if any(s // factor < k for s, k in zip(shape, sizes)):
+        if levels == 1:
+            raise ValueError(
+                f"{name}: image of spatial shape {shape} is smaller than the SSIM window {sizes}; "
+                "use a smaller win_size."
+            )
+        raise ValueError(
+            f"{name}: image of spatial shape {shape} is too small for {levels} scales with a {sizes} window: "
+            f"each side needs at least {tuple(k * factor for k in sizes)} voxels. "
+            "Pass fewer `weights` (scales) or a smaller `win_size`."
+        )
+    dtype = compute_dtype(y)
+    weights = prepare_mask(mask, y, name, empty_mask, dtype)
+    low, span = intensity_window(y, data_range, name, dtype)
+    return _Setup(y_pred, y, spatial_dims, windows, weights, low, span, _constants(options, windows))
+
+
 def ssim(
     y_pred: torch.Tensor,
     y: torch.Tensor,
@@ -222,9 +269,14 @@ def ssim(
     Returns:
         Tensor ``(B, C)`` of SSIM values, in ``[-1, 1]``; float64 for float64 input, else float32.
     """
-    name = "ssim"
-    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
-    options = resolve_ssim_options(
+    run = _setup(
+        "ssim",
+        y_pred,
+        y,
+        spatial_dims,
+        data_range,
+        mask,
+        empty_mask,
         preset,
         kernel_type=kernel_type,
         win_size=win_size,
@@ -233,18 +285,9 @@ def ssim(
         k2=k2,
         covariance=covariance,
     )
-    windows = _windows(options, spatial_dims)
-    shape = tuple(y.shape[2:])
-    if any(w.numel() > s for w, s in zip(windows, shape)):
-        raise ValueError(
-            f"{name}: image of spatial shape {shape} is smaller than the SSIM window "
-            f"{tuple(w.numel() for w in windows)}; use a smaller win_size."
-        )
-    dtype = compute_dtype(y)
-    weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    low, span = intensity_window(y, data_range, name, dtype)
-    c1, c2, cov_norm = _constants(options, windows)
-    return _ssim_and_cs(y_pred, y, low, span, weights, windows, c1, c2, cov_norm, name, empty_mask)[0]
+    return _ssim_and_cs(
+        run.y_pred, run.y, run.low, run.span, run.weights, run.windows, *run.constants, "ssim", empty_mask
+    )[0]
 
 
 def ms_ssim(
@@ -280,10 +323,20 @@ def ms_ssim(
     Returns:
         Tensor ``(B, C)`` of MS-SSIM values in ``[0, 1]``.
     """
-    name = "ms_ssim"
-    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
-    options = resolve_ssim_options(
+    scale_weights = [float(w) for w in weights]
+    if len(scale_weights) < 1 or any(w < 0 for w in scale_weights):
+        raise ValueError(f"ms_ssim: weights must be a non-empty sequence of non-negative numbers, got {weights!r}.")
+    levels = len(scale_weights)
+    run = _setup(
+        "ms_ssim",
+        y_pred,
+        y,
+        spatial_dims,
+        data_range,
+        mask,
+        empty_mask,
         preset,
+        levels,
         kernel_type=kernel_type,
         win_size=win_size,
         kernel_sigma=kernel_sigma,
@@ -291,30 +344,13 @@ def ms_ssim(
         k2=k2,
         covariance=covariance,
     )
-    windows = _windows(options, spatial_dims)
-    scale_weights = [float(w) for w in weights]
-    if len(scale_weights) < 1 or any(w < 0 for w in scale_weights):
-        raise ValueError(f"{name}: weights must be a non-empty sequence of non-negative numbers, got {weights!r}.")
-    levels = len(scale_weights)
-    shape = tuple(y.shape[2:])
-    factor = 2 ** (levels - 1)
-    if any(s // factor < w.numel() for s, w in zip(shape, windows)):
-        needed = tuple(w.numel() * factor for w in windows)
-        raise ValueError(
-            f"{name}: image of spatial shape {shape} is too small for {levels} scales with a "
-            f"{tuple(w.numel() for w in windows)} window: each side needs at least {needed} voxels. "
-            "Pass fewer `weights` (scales) or a smaller `win_size`."
-        )
-    dtype = compute_dtype(y)
-    mask_weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    low, span = intensity_window(y, data_range, name, dtype)
-    x_level, y_level = y_pred, y
-    c1, c2, cov_norm = _constants(options, windows)
-    pool = F.avg_pool2d if spatial_dims == 2 else F.avg_pool3d
-    result = torch.ones(y.shape[:2], dtype=dtype, device=y.device)
+    dtype = run.low.dtype
+    x_level, y_level, mask_weights = run.y_pred, run.y, run.weights
+    pool = F.avg_pool2d if run.spatial_dims == 2 else F.avg_pool3d
+    result = torch.ones(run.y.shape[:2], dtype=dtype, device=run.y.device)
     for level, exponent in enumerate(scale_weights):
         ssim_mean, cs_mean = _ssim_and_cs(
-            x_level, y_level, low, span, mask_weights, windows, c1, c2, cov_norm, name, empty_mask
+            x_level, y_level, run.low, run.span, mask_weights, run.windows, *run.constants, "ms_ssim", empty_mask
         )
         term = ssim_mean if level == levels - 1 else cs_mean
         result = result * torch.relu(term) ** exponent

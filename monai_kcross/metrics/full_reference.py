@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from monai.utils import MetricReduction
@@ -96,7 +97,45 @@ class PSNRMetric(FullReferenceMetric):
         )
 
 
-class SSIMMetric(FullReferenceMetric):
+class _SSIMFamilyMetric(FullReferenceMetric):
+    """Shared constructor of SSIM and MS-SSIM (window options of :func:`monai_kcross.functional.ssim`)."""
+
+    def __init__(
+        self,
+        function: Callable[..., torch.Tensor],
+        spatial_dims: int | None,
+        data_range: DataRange,
+        preset: str,
+        kernel_type: str | None,
+        win_size: int | Sequence[int] | None,
+        kernel_sigma: float | Sequence[float] | None,
+        k1: float | None,
+        k2: float | None,
+        covariance: str | None,
+        empty_mask: str,
+        reduction: Reduction,
+        get_not_nans: bool,
+        **extra: Any,
+    ) -> None:
+        super().__init__(
+            function,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            preset=preset,
+            kernel_type=kernel_type,
+            win_size=win_size,
+            kernel_sigma=kernel_sigma,
+            k1=k1,
+            k2=k2,
+            covariance=covariance,
+            empty_mask=empty_mask,
+            **extra,
+        )
+
+
+class SSIMMetric(_SSIMFamilyMetric):
     """Structural similarity (higher is better); see :func:`monai_kcross.functional.ssim`."""
 
     def __init__(
@@ -116,22 +155,22 @@ class SSIMMetric(FullReferenceMetric):
     ) -> None:
         super().__init__(
             F.ssim,
+            spatial_dims,
+            data_range,
+            preset,
+            kernel_type,
+            win_size,
+            kernel_sigma,
+            k1,
+            k2,
+            covariance,
+            empty_mask,
             reduction,
             get_not_nans,
-            spatial_dims=spatial_dims,
-            data_range=data_range,
-            preset=preset,
-            kernel_type=kernel_type,
-            win_size=win_size,
-            kernel_sigma=kernel_sigma,
-            k1=k1,
-            k2=k2,
-            covariance=covariance,
-            empty_mask=empty_mask,
         )
 
 
-class MultiScaleSSIMMetric(FullReferenceMetric):
+class MultiScaleSSIMMetric(_SSIMFamilyMetric):
     """Multi-scale structural similarity (higher is better); see :func:`monai_kcross.functional.ms_ssim`."""
 
     def __init__(
@@ -152,19 +191,19 @@ class MultiScaleSSIMMetric(FullReferenceMetric):
     ) -> None:
         super().__init__(
             F.ms_ssim,
+            spatial_dims,
+            data_range,
+            preset,
+            kernel_type,
+            win_size,
+            kernel_sigma,
+            k1,
+            k2,
+            covariance,
+            empty_mask,
             reduction,
             get_not_nans,
-            spatial_dims=spatial_dims,
-            data_range=data_range,
             weights=weights,
-            preset=preset,
-            kernel_type=kernel_type,
-            win_size=win_size,
-            kernel_sigma=kernel_sigma,
-            k1=k1,
-            k2=k2,
-            covariance=covariance,
-            empty_mask=empty_mask,
         )
 
 
