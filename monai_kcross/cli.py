@@ -4,7 +4,9 @@ Sub-commands:
 
 * ``demo`` -- score the bundled sample pair with every metric, over the whole volume, inside the brain mask
   and inside the lesion, and print a table;
-* ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling.
+* ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling;
+* ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
+  reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
 
 Exit codes: 0 success, 2 bad arguments, 1 any other error (the message names the problem).
 """
@@ -16,21 +18,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from . import __version__
+from .analysis.sensitivity import DEFAULT_METRICS as DEFAULT_SENSITIVITY_METRICS
 from .data import load_sample_pair, sample_data_dir
-from .functional.ssim import MS_SSIM_WEIGHTS
+from .functional.ssim import MS_SSIM_WEIGHTS, ms_ssim_weights_for
 from .registry import MetricInfo, list_metrics
-
-
-def _ms_ssim_weights_that_fit(shape: Sequence[int], win_size: int = 11) -> tuple[float, ...]:
-    """The largest prefix of the standard MS-SSIM weights whose coarsest level still holds the window."""
-    levels = len(MS_SSIM_WEIGHTS)
-    while levels > 1 and min(shape) // 2 ** (levels - 1) < win_size:
-        levels -= 1
-    return MS_SSIM_WEIGHTS[:levels]
 
 
 def _format(value: float) -> str:
@@ -77,7 +73,7 @@ def run_demo(device: str = "cpu") -> int:
 def _demo_options(info: MetricInfo, shape: Sequence[int]) -> dict:
     options: dict = {"data_range": "reference"}
     if info.name == "ms_ssim":
-        weights = _ms_ssim_weights_that_fit(shape)
+        weights = ms_ssim_weights_for(shape)
         if len(weights) < len(MS_SSIM_WEIGHTS):
             options["weights"] = weights
     return options
@@ -95,6 +91,55 @@ def print_metrics() -> int:
     return 0
 
 
+def run_sensitivity_command(args: argparse.Namespace) -> int:
+    """The ``sensitivity`` sub-command."""
+    from .analysis import run_sensitivity
+    from .transforms import PERTURBATIONS
+
+    if args.datalist:
+        data = args.datalist
+    else:
+        sample = load_sample_pair()
+        data = [
+            {
+                "image": sample["reference"][0, ..., z],
+                "label": sample["lesion_mask"][0, ..., z],
+                "brain": sample["brain_mask"][0, ..., z],
+                "case": f"sample_z{z}",
+            }
+            for z in args.slices
+        ]
+    unknown = [p for p in args.perturbations or [] if p not in PERTURBATIONS]
+    if unknown:
+        raise ValueError(f"unknown perturbations {unknown}; available: {', '.join(PERTURBATIONS)}.")
+    result = run_sensitivity(
+        data,
+        metrics=args.metrics,
+        perturbations=args.perturbations,
+        severities=args.severities,
+        image_key=args.image_key,
+        region_key=args.region_key,
+        placement_key=args.mask_key,
+        mask_key=args.mask_key,
+        device=args.device,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    written = [result.to_csv(out / "sensitivity.csv")]
+    if result.matched:
+        written.append(result.local_vs_global_csv(out / "local_vs_global.csv"))
+    written += result.plot(out)
+    summary = result.local_vs_global()
+    if summary:
+        locals_ = list(dict.fromkeys(key[1] for key in summary))
+        print("local / benign-global degradation at equal MSE (median; >1: the metric reacts more to local change)")
+        print(f"{'metric':<9}" + "".join(f"{name[:15]:>17}" for name in locals_))
+        for metric in args.metrics:
+            print(f"{metric:<9}" + "".join(f"{summary.get((metric, n), float('nan')):17.3g}" for n in locals_))
+    print("\n".join(f"wrote {path}" for path in written))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
@@ -102,16 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="score the bundled sample pair with every metric")
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     commands.add_parser("metrics", help="list the available metrics")
+    sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
+    sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
+    sens.add_argument("--image-key", default="image")
+    sens.add_argument("--region-key", default="label", help="lesion label key for local alterations")
+    sens.add_argument("--mask-key", default="brain", help="mask where metrics are computed ('' for none)")
+    sens.add_argument("--metrics", nargs="+", default=list(DEFAULT_SENSITIVITY_METRICS))
+    sens.add_argument("--perturbations", nargs="+", default=None, help="default: all registered")
+    sens.add_argument("--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    sens.add_argument("--slices", nargs="+", type=int, default=[51, 53, 55], help="sample slices (default data)")
+    sens.add_argument("--device", default="cpu")
+    sens.add_argument("--seed", type=int, default=0)
+    sens.add_argument("--out", default="sensitivity_out")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
         if args.command == "demo":
-            if args.device.startswith("cuda") and not torch.cuda.is_available():
-                raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
             return run_demo(args.device)
+        if args.command == "sensitivity":
+            args.mask_key = args.mask_key or None
+            return run_sensitivity_command(args)
         return print_metrics()
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)

@@ -10,7 +10,7 @@ from .haarpsi import haarpsi
 from .intensity import DataRange, intensity_window, to_unit_range
 from .nlpd import nlpd
 from .pixelwise import mae, mse, psnr, rmse
-from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ssim
+from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
 
 __all__ = [
     "MS_GMSD_WEIGHTS",
@@ -23,6 +23,7 @@ __all__ = [
     "mae",
     "ms_gmsd",
     "ms_ssim",
+    "ms_ssim_weights_for",
     "mse",
     "nlpd",
     "psnr",

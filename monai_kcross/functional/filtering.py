@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "filter2d_same",
+    "gaussian_blur",
     "gaussian_kernel1d",
     "halve2d",
     "pad2d",
@@ -81,6 +82,23 @@ def _symmetric_index(length: int, before: int, after: int, device: torch.device)
     period = 2 * length
     positions = positions % period
     return torch.where(positions >= length, period - 1 - positions, positions)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float | Sequence[float], axes: Sequence[int]) -> torch.Tensor:
+    """Gaussian smoothing along ``axes`` with ``sigma`` voxels (per axis), same size, symmetric padding.
+
+    The window is truncated at ``4 * sigma`` (as ``scipy.ndimage.gaussian_filter``); ``sigma = 0`` leaves an
+    axis untouched.
+    """
+    sigmas = tuple(sigma) if isinstance(sigma, Sequence) else (sigma,) * len(axes)
+    for axis, s in zip(axes, sigmas):
+        if s <= 0:
+            continue
+        radius = max(1, int(4 * s + 0.5))  # scipy.ndimage truncation
+        index = _symmetric_index(x.shape[axis], radius, radius, x.device)
+        padded = x.index_select(axis, index)
+        x = shift_filter_axis(padded, axis, gaussian_kernel1d(2 * radius + 1, s).tolist())
+    return x
 
 
 def pad2d(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.Tensor:

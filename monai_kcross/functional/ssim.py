@@ -31,7 +31,7 @@ from .intensity import DataRange, intensity_window
 from .masking import crop_weights, finalize_weighted, pool_weights, prepare_mask
 from .validation import check_image_pair, compute_dtype
 
-__all__ = ["MS_SSIM_WEIGHTS", "SSIM_PRESETS", "ms_ssim", "resolve_ssim_options", "ssim"]
+__all__ = ["MS_SSIM_WEIGHTS", "SSIM_PRESETS", "ms_ssim", "ms_ssim_weights_for", "resolve_ssim_options", "ssim"]
 
 SSIM_PRESETS: dict[str, dict[str, Any]] = {
     "wang": {
@@ -56,6 +56,18 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 # elements of one slab of one statistic map (about 2 MiB in float32 on CPU; whole volumes on CUDA)
 _CPU_CHUNK_ELEMENTS = 2**19
 _CUDA_CHUNK_ELEMENTS = 2**25
+
+
+def ms_ssim_weights_for(shape: Sequence[int], win_size: int = 11) -> tuple[float, ...]:
+    """The longest prefix of the standard MS-SSIM weights whose coarsest level still holds the window.
+
+    For volumes smaller than ``win_size * 16`` voxels per side (176 for the default window); the number of
+    scales used must be reported with the result, since scores with different scales are not comparable.
+    """
+    levels = len(MS_SSIM_WEIGHTS)
+    while levels > 1 and min(shape) // 2 ** (levels - 1) < win_size:
+        levels -= 1
+    return MS_SSIM_WEIGHTS[:levels]
 
 
 def resolve_ssim_options(preset: str = "wang", **overrides: Any) -> dict[str, Any]:

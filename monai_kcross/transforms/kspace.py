@@ -1,0 +1,325 @@
+"""k-space: the centred orthonormal Fourier transform of MR images, its components and Cartesian sampling.
+
+Conventions (shared by the transforms, the k-space artefacts and the K-CROSS networks):
+
+* images are channel-first ``(C, H, W[, D])`` (transforms) or batch-first ``(B, C, ...)`` (functions take
+  any leading axes); the transform acts on the last ``spatial_dims`` axes;
+* ``k = fftshift(fftn(ifftshift(x), norm="ortho"))`` over those axes: the DC term sits at index ``n // 2``
+  of every axis and ``sum |x|^2 == sum |k|^2`` (Parseval), so the inverse recovers ``x`` to float precision;
+* ``spatial_dims=2`` on a volume ``(C, H, W, D)`` transforms the in-plane axes ``(H, W)`` of every slice
+  along ``D`` (2-D multi-slice acquisition); ``spatial_dims=3`` (default for volumes) transforms all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import Randomizable
+
+from .base import ImageTransform
+
+__all__ = [
+    "KSPACE_COMPONENTS",
+    "FromKSpace",
+    "KSpaceComponents",
+    "KSpaceUndersample",
+    "ToKSpace",
+    "cartesian_mask",
+    "from_kspace",
+    "join_complex",
+    "kspace_axes",
+    "kspace_components",
+    "nested_line_mask",
+    "split_complex",
+    "to_kspace",
+]
+
+KSPACE_COMPONENTS = ("amplitude", "log_amplitude", "phase", "real", "imag")
+
+
+def kspace_axes(x: torch.Tensor, spatial_dims: int | None, channel_first: bool = True) -> tuple[int, ...]:
+    """The axes transformed for an image with a leading channel axis (and optionally a batch axis).
+
+    Args:
+        x: image ``(C, *spatial)`` when ``channel_first`` else any tensor whose last axes are spatial.
+        spatial_dims: number of spatial axes to transform (``None``: all spatial axes of a channel-first
+            image); they are taken in order starting at the first spatial axis.
+        channel_first: whether ``x`` is ``(C, *spatial)``.
+    """
+    n_spatial = x.ndim - 1 if channel_first else x.ndim
+    if spatial_dims is None:
+        spatial_dims = n_spatial
+    if spatial_dims not in (1, 2, 3) or spatial_dims > n_spatial:
+        raise ValueError(
+            f"spatial_dims={spatial_dims} does not fit an image with {n_spatial} spatial axes (shape {tuple(x.shape)})."
+        )
+    first = x.ndim - n_spatial
+    return tuple(range(first, first + spatial_dims))
+
+
+def to_kspace(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """Centred orthonormal FFT of ``x`` over ``axes`` (complex output)."""
+    axes = tuple(axes)
+    return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=axes), dim=axes, norm="ortho"), dim=axes)
+
+
+def from_kspace(k: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`to_kspace` (complex output)."""
+    axes = tuple(axes)
+    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=axes), dim=axes, norm="ortho"), dim=axes)
+
+
+def split_complex(k: torch.Tensor, channel_axis: int = 0) -> torch.Tensor:
+    """Complex ``(C, ...)`` to real ``(2C, ...)``: the C real parts followed by the C imaginary parts."""
+    return torch.cat([k.real, k.imag], dim=channel_axis)
+
+
+def join_complex(k: torch.Tensor, channel_axis: int = 0) -> torch.Tensor:
+    """Inverse of :func:`split_complex`; a real input needs an even number of channels."""
+    if k.is_complex():
+        return k
+    if k.shape[channel_axis] % 2:
+        raise ValueError(
+            f"a real/imaginary k-space needs an even number of channels (real parts then imaginary parts), "
+            f"got {k.shape[channel_axis]}."
+        )
+    real, imag = torch.chunk(k, 2, dim=channel_axis)
+    return torch.complex(real.float() if real.dtype == torch.float16 else real, imag.to(real.dtype))
+
+
+def kspace_components(k: torch.Tensor, components: Sequence[str], channel_axis: int = 0) -> torch.Tensor:
+    """Stack the requested components of a complex k-space along the channel axis.
+
+    ``amplitude`` ``|k|``, ``log_amplitude`` ``log(1 + |k|)``, ``phase`` ``angle(k)`` in ``(-pi, pi]``,
+    ``real``, ``imag``. The output has ``C * len(components)`` channels, grouped by component.
+    """
+    unknown = [c for c in components if c not in KSPACE_COMPONENTS]
+    if unknown or not components:
+        raise ValueError(f"unknown k-space components {unknown}; choose from {KSPACE_COMPONENTS}.")
+    parts = {
+        "amplitude": lambda: k.abs(),
+        "log_amplitude": lambda: torch.log1p(k.abs()),
+        "phase": lambda: torch.angle(k),
+        "real": lambda: k.real,
+        "imag": lambda: k.imag,
+    }
+    return torch.cat([parts[c]() for c in components], dim=channel_axis)
+
+
+def cartesian_mask(
+    length: int,
+    acceleration: float,
+    center_fraction: float,
+    kind: str = "random",
+    rng: np.random.RandomState | None = None,
+) -> torch.Tensor:
+    """A 1-D Cartesian sampling pattern over ``length`` phase-encoding lines (bool, centred like k-space).
+
+    Args:
+        length: number of lines.
+        acceleration: undersampling factor ``R >= 1`` (about ``length / R`` lines are kept).
+        center_fraction: fraction of lines around the centre that are always kept (autocalibration region).
+        kind: ``"random"`` (the remaining lines drawn uniformly at random so that the total is about
+            ``length / R``, as fastMRI's random masks) or ``"equispaced"`` (lines at rounded positions
+            ``centre + j * a`` with the spacing ``a`` adjusted so that the total is about ``length / R``).
+        rng: random state for ``"random"``.
+
+    Returns:
+        Bool tensor ``(length,)``.
+    """
+    if not acceleration >= 1:
+        raise ValueError(f"acceleration must be >= 1, got {acceleration}.")
+    if not 0 <= center_fraction <= 1:
+        raise ValueError(f"center_fraction must be in [0, 1], got {center_fraction}.")
+    mask = np.zeros(length, dtype=bool)
+    centre = length // 2
+    n_centre = round(length * center_fraction)
+    start = centre - n_centre // 2
+    mask[max(start, 0) : start + n_centre] = True
+    if kind == "random":
+        rng = rng or np.random.RandomState()
+        wanted = length / acceleration
+        remaining = max(length - n_centre, 1)
+        probability = np.clip((wanted - n_centre) / remaining, 0.0, 1.0)
+        mask |= rng.uniform(size=length) < probability
+    elif kind == "equispaced":
+        # spacing adjusted so that centre + equispaced lines total about length / R (as fastMRI does)
+        spacing = acceleration
+        if 0 < n_centre and n_centre * acceleration < length:
+            spacing = acceleration * (n_centre - length) / (n_centre * acceleration - length)
+        offsets = np.arange(-np.floor(centre / spacing), np.floor((length - centre) / spacing) + 1)
+        positions = np.round(centre + offsets * spacing).astype(int)
+        mask[positions[(positions >= 0) & (positions < length)]] = True
+    else:
+        raise ValueError(f"kind must be 'random' or 'equispaced', got {kind!r}.")
+    return torch.from_numpy(mask)
+
+
+def nested_line_mask(
+    length: int,
+    acceleration: float,
+    center_fraction: float,
+    order: str = "low_discrepancy",
+    rng: np.random.RandomState | None = None,
+) -> torch.Tensor:
+    """Lines kept at acceleration ``R``, nested across ``R``: a higher ``R`` keeps a subset of the lines.
+
+    The central ``center_fraction`` is always kept; the other lines are ranked once, either by a
+    low-discrepancy (van der Corput) order, which keeps them nearly equispaced at every ``R``, or at random
+    (``rng``), and the first ``round(length / R) - n_centre`` of that ranking are kept. Nesting makes the
+    discarded k-space energy, hence the artefact, grow monotonically with ``R``.
+    """
+    if not acceleration >= 1:
+        raise ValueError(f"acceleration must be >= 1, got {acceleration}.")
+    mask = cartesian_mask(length, 1.0, center_fraction, "equispaced")
+    mask[:] = False
+    n_centre = round(length * center_fraction)
+    start = length // 2 - n_centre // 2
+    mask[max(start, 0) : start + n_centre] = True
+    others = np.flatnonzero(~mask.numpy())
+    if order == "low_discrepancy":
+        ranks = np.array([_van_der_corput(i) for i in range(len(others))])
+    elif order == "random":
+        ranks = (rng or np.random.RandomState()).permutation(len(others))
+    else:
+        raise ValueError(f"order must be 'low_discrepancy' or 'random', got {order!r}.")
+    wanted = max(round(length / acceleration) - int(mask.sum()), 0)
+    mask[torch.from_numpy(others[np.argsort(ranks, kind="stable")[:wanted]])] = True
+    return mask
+
+
+def _van_der_corput(index: int) -> float:
+    value, denominator = 0.0, 1.0
+    while index:
+        index, remainder = divmod(index, 2)
+        denominator *= 2
+        value += remainder / denominator
+    return value
+
+
+class ToKSpace(ImageTransform):
+    """Image ``(C, *spatial)`` to centred orthonormal k-space.
+
+    Args:
+        spatial_dims: axes transformed (``None``: all spatial axes; 2 on a volume: per slice along the last axis).
+        output: ``"complex"`` (complex tensor, ``C`` channels) or ``"real_imag"`` (``2C`` real channels: real
+            parts, then imaginary parts).
+    """
+
+    def __init__(self, spatial_dims: int | None = None, output: str = "complex") -> None:
+        if output not in ("complex", "real_imag"):
+            raise ValueError(f"output must be 'complex' or 'real_imag', got {output!r}.")
+        self.spatial_dims, self.output = spatial_dims, output
+
+    def __call__(self, img: Any) -> Any:
+        x = self.unwrap(img)
+        self.check_channel_first(x, "ToKSpace")
+        k = to_kspace(x if x.is_floating_point() or x.is_complex() else x.float(), kspace_axes(x, self.spatial_dims))
+        return self.wrap(k if self.output == "complex" else split_complex(k), img)
+
+
+class FromKSpace(ImageTransform):
+    """Centred orthonormal k-space (complex, or ``2C`` real/imaginary channels) back to an image.
+
+    Args:
+        spatial_dims: as in :class:`ToKSpace`.
+        output: ``"real"`` (exact inverse of :class:`ToKSpace` for real images), ``"magnitude"`` (what a scanner
+            shows) or ``"complex"``.
+    """
+
+    def __init__(self, spatial_dims: int | None = None, output: str = "real") -> None:
+        if output not in ("real", "magnitude", "complex"):
+            raise ValueError(f"output must be 'real', 'magnitude' or 'complex', got {output!r}.")
+        self.spatial_dims, self.output = spatial_dims, output
+
+    def __call__(self, img: Any) -> Any:
+        k = join_complex(self.unwrap(img))
+        self.check_channel_first(k, "FromKSpace")
+        image = from_kspace(k, kspace_axes(k, self.spatial_dims))
+        out = {"real": image.real, "magnitude": image.abs(), "complex": image}[self.output]
+        return self.wrap(out, img)
+
+
+class KSpaceComponents(ImageTransform):
+    """Channels of k-space components: amplitude, log-amplitude, phase, real, imaginary.
+
+    A complex input (or ``source="kspace"`` with real/imaginary channels) is read as k-space; a real image is
+    transformed first. Output: ``C * len(components)`` channels, grouped by component.
+    """
+
+    def __init__(
+        self,
+        components: Sequence[str] = ("log_amplitude", "phase"),
+        spatial_dims: int | None = None,
+        source: str = "auto",
+    ) -> None:
+        if source not in ("auto", "image", "kspace"):
+            raise ValueError(f"source must be 'auto', 'image' or 'kspace', got {source!r}.")
+        kspace_components(torch.zeros(1, 1, dtype=torch.complex64), components)  # validates the names early
+        self.components, self.spatial_dims, self.source = tuple(components), spatial_dims, source
+
+    def __call__(self, img: Any) -> Any:
+        x = self.unwrap(img)
+        self.check_channel_first(x, "KSpaceComponents")
+        if self.source == "kspace" or (self.source == "auto" and x.is_complex()):
+            k = join_complex(x)
+        else:
+            k = to_kspace(x.float() if not x.is_floating_point() else x, kspace_axes(x, self.spatial_dims))
+        return self.wrap(kspace_components(k, self.components), img)
+
+
+class KSpaceUndersample(Randomizable, ImageTransform):
+    """Retrospective Cartesian undersampling: zero-filled image and sampling mask.
+
+    Args:
+        acceleration: undersampling factor ``R``.
+        center_fraction: fraction of central lines always sampled.
+        kind: ``"random"`` or ``"equispaced"`` lines (see :func:`cartesian_mask`).
+        axis: which k-space axis is phase-encoded (lines are chosen along it), default the first.
+        spatial_dims: as in :class:`ToKSpace`.
+        output: image returned, ``"magnitude"`` (default), ``"real"`` or ``"complex"``.
+
+    Returns:
+        ``(image, mask)``: the zero-filled image ``(C, *spatial)`` and the float 0/1 mask ``(1, *spatial)``.
+    """
+
+    def __init__(
+        self,
+        acceleration: float = 4.0,
+        center_fraction: float = 0.08,
+        kind: str = "random",
+        axis: int = 0,
+        spatial_dims: int | None = None,
+        output: str = "magnitude",
+    ) -> None:
+        cartesian_mask(8, acceleration, center_fraction, kind, np.random.RandomState(0))  # validate early
+        if output not in ("real", "magnitude", "complex"):
+            raise ValueError(f"output must be 'real', 'magnitude' or 'complex', got {output!r}.")
+        self.acceleration, self.center_fraction, self.kind = acceleration, center_fraction, kind
+        self.axis, self.spatial_dims, self.output = axis, spatial_dims, output
+        self._state = np.random.RandomState(0)
+
+    def randomize(self, data: Any = None) -> None:
+        self._state = np.random.RandomState(self.R.randint(0, 2**31 - 1))
+
+    def __call__(self, img: Any, randomize: bool = True) -> tuple[Any, Any]:
+        x = self.unwrap(img)
+        self.check_channel_first(x, "KSpaceUndersample")
+        axes = kspace_axes(x, self.spatial_dims)
+        if not -len(axes) <= self.axis < len(axes):
+            raise ValueError(f"KSpaceUndersample: axis={self.axis} is not one of the {len(axes)} k-space axes.")
+        if randomize:
+            self.randomize()
+        axis = axes[self.axis]
+        lines = cartesian_mask(x.shape[axis], self.acceleration, self.center_fraction, self.kind, self._state)
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        mask = lines.to(x.device).reshape(shape)
+        k = to_kspace(x.float() if not (x.is_floating_point() or x.is_complex()) else x, axes) * mask
+        image = from_kspace(k, axes)
+        out = {"real": image.real, "magnitude": image.abs(), "complex": image}[self.output]
+        full_mask = mask.expand(1, *x.shape[1:]).to(torch.float32)
+        return self.wrap(out, img), self.wrap(full_mask, img)
