@@ -146,3 +146,27 @@ def test_cli_verb(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "lesion_removal" in out and (tmp_path / "sensitivity.csv").is_file()
     assert (tmp_path / "local_vs_global.png").is_file()
+
+
+def test_multichannel_psnr_ratio_spatial_mask_and_empty_labels(sample):
+    crop = (slice(None), slice(24, 64), slice(30, 70), slice(44, 62))
+    reference = sample["reference"][0][crop]
+    image = torch.cat([reference, 0.5 * reference + 100])  # two channels with different ranges
+    label = sample["lesion_mask"][0][crop]
+    brain = sample["brain_mask"][0, 0][crop[1:]]  # spatial-only mask
+    cases = [
+        {"image": image, "label": label, "brain": brain, "case": "lesion"},
+        {"image": image, "label": torch.zeros_like(label), "brain": brain, "case": "healthy"},
+    ]
+    result = run_sensitivity(
+        cases,
+        metrics=["psnr", "mse"],
+        perturbations=["gaussian_noise", "lesion_removal"],
+        severities=(1.0,),
+        mask_key="brain",
+        progress=False,
+    )
+    assert {r["case"] for r in result.rows if r["perturbation"] == "lesion_removal"} == {"lesion"}
+    matched = {r["metric"]: r["ratio"] for r in result.matched}
+    assert matched["mse"] == pytest.approx(1.0, abs=1e-3)  # matching is on the raw MSE over all channels
+    assert math.isfinite(matched["psnr"]) and matched["psnr"] > 0

@@ -298,3 +298,56 @@ def test_memorised_dictionary_version():
     rand = T.RandMemorised(keys="image", training_images=bank, prob=1.0, severity=1.0)
     rand.set_random_state(0)
     assert any(torch.equal(rand({"image": torch.zeros(1, 12, 12)})["image"], b) for b in bank)
+
+
+# ---------------------------------------------------------------------------------------------- regressions
+
+
+def test_margin_holds_on_bright_random_images():
+    x = torch.rand(1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) * 1000
+    region = torch.zeros(1, 16, 16, 16, dtype=torch.bool)
+    region[:, 6:9, 6:9, 6:9] = True
+    for perturbation in (T.LocalContrastChange(), T.LocalElasticDeformation(), T.LesionRemoval()):
+        out = perturbation(x, region=region)
+        changed = (out != x).any(0).numpy()
+        distance = ndimage.distance_transform_edt(~region[0].numpy())
+        assert distance[changed].max() <= perturbation.margin + 1e-9, type(perturbation).__name__
+
+
+def test_random_draws_do_not_depend_on_dtype(anatomy):
+    x = anatomy["2d"][0]
+    for cls in (T.GaussianNoised, T.RicianNoised):
+        transform = cls(keys=["a", "b"], severity=0.5)
+        transform.set_random_state(1)
+        out = transform({"a": x.float(), "b": x.double()})
+        torch.testing.assert_close(out["a"].double(), out["b"], atol=1e-3, rtol=1e-5)
+
+
+def test_half_precision_and_size_one_axes(anatomy):
+    x, lesion, _ = anatomy["2d"]
+    for name in ("motion_ghosting", "gibbs_ringing", "lesion_removal", "gaussian_blur"):
+        perturbation = make(name)
+        out = perturbation(x.half(), region=lesion if perturbation.needs_region else None, severity=0.5)
+        assert out.dtype == torch.float16 and torch.isfinite(out.float()).all()
+    assert T.BiasField()(torch.rand(1, 1, 8, 8, dtype=torch.float64)).dtype == torch.float64
+    k = T.ToKSpace(output="real_imag")(x.half())
+    assert T.FromKSpace()(k.half()).dtype == torch.float32
+
+
+def test_elastic_label_follows_the_deformation(anatomy):
+    x, lesion, _ = anatomy["3d"]
+    perturbation = T.LocalElasticDeformation(severity=1.0, max_displacement=3.0)
+    perturbation.set_random_state(2)
+    perturbation(x, region=lesion)
+    assert perturbation.new_region.shape == lesion.shape[1:]
+    assert not torch.equal(perturbation.new_region, lesion[0].bool())
+
+
+def test_lesion_insertion_rejects_bad_placement():
+    image = torch.rand(1, 32, 32)
+    thin = torch.zeros(1, 32, 32, dtype=torch.bool)
+    thin[:, 16, :] = True
+    with pytest.raises(ValueError, match="too thin"):
+        T.LesionInsertion(radius=4)(image, region=thin)
+    with pytest.raises(ValueError, match="not inside the placement region"):
+        T.LesionInsertion(center=(2, 2))(image, region=thin)

@@ -9,8 +9,10 @@ perturbed image against its original with every metric, and compare. Two summari
   that metric shows over the whole experiment;
 * the **local-versus-global sensitivity**: for each local alteration (at ``summary_severity``) and each benign
   global change, the global change is re-run at the severity that gives the *same MSE* (found by bisection),
-  and the ratio ``degradation(local) / degradation(global at equal MSE)`` is reported. MSE and PSNR give
-  exactly 1 by construction; a metric that cares about anatomy should give ratios well above 1.
+  and the ratio ``degradation(local) / degradation(global at equal MSE)`` is reported. MSE gives exactly 1 by
+  construction, and so does PSNR on single-channel images (with several channels of different intensity
+  ranges PSNR weights the channels differently from the raw MSE used for matching); a metric that cares about
+  anatomy should give ratios well above 1.
 
 Example::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..functional.ssim import ms_ssim_weights_for
 from ..registry import get_metric_info
-from ..transforms import PERTURBATIONS, Perturbation, create_perturbation
+from ..transforms import PERTURBATIONS, LesionInsertion, Perturbation, create_perturbation
 
 __all__ = ["DEFAULT_METRICS", "SensitivityResult", "load_cases", "run_sensitivity"]
 
@@ -198,13 +201,19 @@ def _metric_options(metric: str, shape: Sequence[int], overrides: Mapping[str, M
     return options
 
 
-def _degradation(value: torch.Tensor, baseline: torch.Tensor, higher_is_better: bool) -> torch.Tensor:
-    """Change towards "worse". A metric whose unperturbed value is ``+inf`` (PSNR of identical images) is
-    compared on the scale ``10 ** (-value / 10)``, i.e. as a relative MSE, so that changes stay finite."""
+def _degradation(value: torch.Tensor, baseline: torch.Tensor, higher_is_better: bool) -> float:
+    """Change towards "worse", per channel ``(C,)``, then averaged over channels.
+
+    A metric whose unperturbed value is ``+inf`` (PSNR of identical images) is compared on the scale
+    ``10 ** (-value / 10)``, i.e. as a relative MSE, channel by channel, so that changes stay finite and
+    equal-MSE comparisons give exactly 1.
+    """
     value, baseline = torch.as_tensor(value, dtype=torch.float64), torch.as_tensor(baseline, dtype=torch.float64)
-    if higher_is_better and bool(torch.isinf(baseline) & (baseline > 0)):
-        return 10 ** (-value / 10) - 10 ** (-baseline / 10)
-    return baseline - value if higher_is_better else value - baseline
+    if higher_is_better and bool((torch.isinf(baseline) & (baseline > 0)).any()):
+        change = 10 ** (-value / 10) - 10 ** (-baseline / 10)
+    else:
+        change = baseline - value if higher_is_better else value - baseline
+    return float(change.mean())
 
 
 def run_sensitivity(
@@ -259,6 +268,10 @@ def run_sensitivity(
     chosen = _choose_perturbations(perturbations)
     severities = sorted({0.0, *(float(s) for s in severities)})
     benign = list(benign) if benign is not None else [n for n, p in chosen.items() if _kind(n, p) == "global"]
+    if not benign and any(_kind(n, p) == "local" for n, p in chosen.items()):
+        warnings.warn(
+            "no benign global perturbation chosen: the local-versus-global summary stays empty.", stacklevel=2
+        )
     result = SensitivityResult(
         settings={
             "metrics": list(metrics),
@@ -274,10 +287,10 @@ def run_sensitivity(
     work = [(case, name) for case in cases for name in chosen]
     for case, name in tqdm(work, desc="sensitivity", disable=not progress):
         perturbation = chosen[name]
-        if perturbation.needs_region and (region_key is None or region_key not in case):
-            continue
         image = case[image_key].float()
-        region = _region_for(name, case, image, region_key, placement_key)
+        region = _region_for(perturbation, case, image, region_key, placement_key)
+        if perturbation.needs_region and (region is None or not bool(torch.as_tensor(region).any())):
+            continue  # no lesion (or placement region) in this case: local alterations do not apply
         outputs = [_perturb(perturbation, image, region, s, seed) for s in severities]
         scores = _score(infos, outputs, image, case, mask_key, data_range, metric_options, device)
         score_mask = case[mask_key] if mask_key else None
@@ -293,8 +306,8 @@ def run_sensitivity(
                         "severity": severity,
                         "mse": mse,
                         "metric": info.name,
-                        "value": float(value),
-                        "degradation": float(_degradation(value, baseline, info.higher_is_better)),
+                        "value": float(value.mean()),
+                        "degradation": _degradation(value, baseline, info.higher_is_better),
                     }
                 )
         if _kind(name, perturbation) == "local" and benign:
@@ -332,9 +345,8 @@ def _choose_perturbations(perturbations) -> dict[str, Perturbation]:
     return {name: create_perturbation(name) for name in perturbations}
 
 
-def _region_for(name, case, image, region_key, placement_key):
-    perturbation_needs_placement = name == "lesion_insertion"
-    if perturbation_needs_placement:
+def _region_for(perturbation, case, image, region_key, placement_key):
+    if isinstance(perturbation, LesionInsertion):  # placed in healthy tissue, not in the lesion
         if placement_key and placement_key in case:
             return case[placement_key]
         return (image != 0).any(0, keepdim=True)
@@ -347,10 +359,13 @@ def _perturb(perturbation: Perturbation, image, region, severity, seed) -> torch
 
 
 def _score(infos, outputs, image, case, mask_key, data_range, metric_options, device) -> dict[str, torch.Tensor]:
-    """Every metric on the batch of perturbed images against the repeated reference: ``{metric: (N,)}``."""
+    """Every metric on the batch of perturbed images against the repeated reference: ``{metric: (N, C)}``."""
     batch = torch.stack(outputs).to(device)
     reference = image[None].expand_as(batch).to(device)
-    mask = case[mask_key].bool()[None].to(device) if mask_key else None
+    mask = None
+    if mask_key:
+        mask = torch.as_tensor(case[mask_key]).bool().to(device)
+        mask = mask[None] if mask.ndim == image.ndim else mask  # channel-first mask -> batch of one
     shape = tuple(image.shape[1:])
     scores = {}
     for info in infos:
@@ -358,7 +373,7 @@ def _score(infos, outputs, image, case, mask_key, data_range, metric_options, de
         if info.name not in ("mae", "mse", "rmse") or "data_range" in options:
             options.setdefault("data_range", data_range)
         values = info.function(batch, reference, mask=mask, **options)
-        scores[info.name] = values.mean(dim=1).cpu()
+        scores[info.name] = values.cpu()
     return scores
 
 
@@ -394,9 +409,9 @@ def _match_globals(
     scores = _score(infos, [image, local_image, *matched], image, case, mask_key, data_range, metric_options, device)
     for info in infos:
         values = scores[info.name]
-        local = float(_degradation(values[1], values[0], info.higher_is_better))
+        local = _degradation(values[1], values[0], info.higher_is_better)
         for index, name in enumerate(names):
-            global_ = float(_degradation(values[2 + index], values[0], info.higher_is_better))
+            global_ = _degradation(values[2 + index], values[0], info.higher_is_better)
             ratio = local / global_ if global_ > 0 else math.nan
             result.matched.append(
                 {

@@ -1,4 +1,12 @@
-"""Data shipped with the package: a small reference/synthesized sample pair (see ``sample/README.md``)."""
+"""Data: the bundled sample pair, the MR simulator, dataset builders and readers for real layouts.
+
+* :func:`load_sample_pair` -- the reference/synthesized sample pair used by the demo (``sample/README.md``);
+* :func:`synthesize_brain` -- simulated paired T1w/T2w/PDw/FLAIR with BraTS-style tumour labels from real
+  MNI152 anatomy and MR signal equations (:mod:`monai_kcross.data.synthesis`);
+* :func:`build_paired_dataset` -- write simulated subjects as NIfTI plus a MONAI datalist;
+* :func:`find_brats_cases`, :func:`find_ixi_cases`, :func:`read_quality_scores` -- index real BraTS 2021, IXI
+  and NIRPS-style score lists.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,21 @@ import nibabel as nib
 import numpy as np
 import torch
 
-__all__ = ["SAMPLE_FILES", "load_sample_pair", "sample_data_dir"]
+from .builder import build_paired_dataset
+from .readers import find_brats_cases, find_ixi_cases, parse_nirps_path, read_quality_scores
+from .synthesis import synthesize_brain
+
+__all__ = [
+    "SAMPLE_FILES",
+    "build_paired_dataset",
+    "find_brats_cases",
+    "find_ixi_cases",
+    "load_sample_pair",
+    "parse_nirps_path",
+    "read_quality_scores",
+    "sample_data_dir",
+    "synthesize_brain",
+]
 
 SAMPLE_FILES = {
     "reference": "reference_t1.nii.gz",

@@ -103,6 +103,9 @@ class ImageTransform(Transform):
 class Perturbation(Randomizable, ImageTransform):
     """A severity-controlled perturbation of a channel-first image (see the module docstring).
 
+    Computation runs in float32 (float64 inputs stay float64); half-precision inputs get half-precision output,
+    integer inputs float32 output.
+
     Subclasses implement :meth:`apply` and set ``needs_region`` when they act on a region (then ``margin``
     states how far from the region, in voxels, voxels may change).
     """
@@ -131,13 +134,15 @@ class Perturbation(Randomizable, ImageTransform):
         strength = self.severity if severity is None else check_severity(severity)
         x = self.unwrap(img)
         self.check_channel_first(x, name)
-        if not x.is_floating_point():
-            x = x.float()
+        original = x.dtype
+        x = x.to(x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32)
         mask = as_region(region, x, self.labels, name) if self.needs_region else None
         if randomize:
             self.randomize()
         self.new_region = mask
         out = x.clone() if strength == 0.0 else self.apply(x, strength, mask)
+        if original in (torch.float16, torch.bfloat16):  # computed in float32, returned in half precision
+            out = out.to(original)
         return self.wrap(out, img)
 
     def apply(self, x: torch.Tensor, severity: float, region: torch.Tensor | None) -> torch.Tensor:

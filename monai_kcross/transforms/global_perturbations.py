@@ -32,7 +32,8 @@ def _span(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _unit_grid(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
     axes = [
-        torch.linspace(-1, 1, n, device=device, dtype=dtype) if n > 1 else torch.zeros(1, device=device) for n in shape
+        torch.linspace(-1, 1, n, device=device, dtype=dtype) if n > 1 else torch.zeros(1, device=device, dtype=dtype)
+        for n in shape
     ]
     return list(torch.meshgrid(*axes, indexing="ij"))
 
@@ -110,7 +111,8 @@ class GaussianNoise(Perturbation):
         self.max_sigma = max_sigma
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.randn(x.shape, generator=self.generator(), dtype=x.dtype).to(x.device)
+        """Standard normal noise of ``x``'s shape, drawn in float32 (the same draw whatever ``x``'s dtype)."""
+        return torch.randn(x.shape, generator=self.generator()).to(x.device, x.dtype)
 
     def apply(self, x, severity, region):
         return x + severity * self.max_sigma * _span(x)[1] * self.noise(x)
@@ -126,8 +128,8 @@ class RicianNoise(GaussianNoise):
     def apply(self, x, severity, region):
         sigma = severity * self.max_sigma * _span(x)[1]
         generator = self.generator()
-        real = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        imag = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        real = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        imag = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
         return torch.hypot(x + sigma * real, sigma * imag)
 
 

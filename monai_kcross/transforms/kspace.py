@@ -46,7 +46,8 @@ def kspace_axes(x: torch.Tensor, spatial_dims: int | None, channel_first: bool =
     Args:
         x: image ``(C, *spatial)`` when ``channel_first`` else any tensor whose last axes are spatial.
         spatial_dims: number of spatial axes to transform (``None``: all spatial axes of a channel-first
-            image); they are taken in order starting at the first spatial axis.
+            image); for a channel-first image they start at the first spatial axis (in-plane axes of a volume),
+            otherwise they are the last ``spatial_dims`` axes.
         channel_first: whether ``x`` is ``(C, *spatial)``.
     """
     n_spatial = x.ndim - 1 if channel_first else x.ndim
@@ -56,6 +57,8 @@ def kspace_axes(x: torch.Tensor, spatial_dims: int | None, channel_first: bool =
         raise ValueError(
             f"spatial_dims={spatial_dims} does not fit an image with {n_spatial} spatial axes (shape {tuple(x.shape)})."
         )
+    if not channel_first:
+        return tuple(range(x.ndim - spatial_dims, x.ndim))
     first = x.ndim - n_spatial
     return tuple(range(first, first + spatial_dims))
 
@@ -87,7 +90,8 @@ def join_complex(k: torch.Tensor, channel_axis: int = 0) -> torch.Tensor:
             f"got {k.shape[channel_axis]}."
         )
     real, imag = torch.chunk(k, 2, dim=channel_axis)
-    return torch.complex(real.float() if real.dtype == torch.float16 else real, imag.to(real.dtype))
+    dtype = real.dtype if real.dtype in (torch.float32, torch.float64) else torch.float32
+    return torch.complex(real.to(dtype), imag.to(dtype))
 
 
 def kspace_components(k: torch.Tensor, components: Sequence[str], channel_axis: int = 0) -> torch.Tensor:
@@ -200,6 +204,13 @@ def _van_der_corput(index: int) -> float:
     return value
 
 
+def _fft_ready(x: torch.Tensor) -> torch.Tensor:
+    """Inputs the CPU FFT accepts: float32/float64/complex; half precision and integers become float32."""
+    if x.is_complex() or x.dtype in (torch.float32, torch.float64):
+        return x
+    return x.float()
+
+
 class ToKSpace(ImageTransform):
     """Image ``(C, *spatial)`` to centred orthonormal k-space.
 
@@ -217,7 +228,7 @@ class ToKSpace(ImageTransform):
     def __call__(self, img: Any) -> Any:
         x = self.unwrap(img)
         self.check_channel_first(x, "ToKSpace")
-        k = to_kspace(x if x.is_floating_point() or x.is_complex() else x.float(), kspace_axes(x, self.spatial_dims))
+        k = to_kspace(_fft_ready(x), kspace_axes(x, self.spatial_dims))
         return self.wrap(k if self.output == "complex" else split_complex(k), img)
 
 
@@ -267,7 +278,7 @@ class KSpaceComponents(ImageTransform):
         if self.source == "kspace" or (self.source == "auto" and x.is_complex()):
             k = join_complex(x)
         else:
-            k = to_kspace(x.float() if not x.is_floating_point() else x, kspace_axes(x, self.spatial_dims))
+            k = to_kspace(_fft_ready(x), kspace_axes(x, self.spatial_dims))
         return self.wrap(kspace_components(k, self.components), img)
 
 
@@ -318,7 +329,7 @@ class KSpaceUndersample(Randomizable, ImageTransform):
         shape = [1] * x.ndim
         shape[axis] = x.shape[axis]
         mask = lines.to(x.device).reshape(shape)
-        k = to_kspace(x.float() if not (x.is_floating_point() or x.is_complex()) else x, axes) * mask
+        k = to_kspace(_fft_ready(x), axes) * mask
         image = from_kspace(k, axes)
         out = {"real": image.real, "magnitude": image.abs(), "complex": image}[self.output]
         full_mask = mask.expand(1, *x.shape[1:]).to(torch.float32)

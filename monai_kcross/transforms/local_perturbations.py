@@ -44,8 +44,9 @@ def _gather(x: torch.Tensor, indices: np.ndarray, where: np.ndarray) -> torch.Te
 class LocalElasticDeformation(Perturbation):
     """A smooth random deformation confined to the region and a margin around it.
 
-    Physical parameter: peak displacement ``s * max_displacement`` voxels (default up to 3); the random field
-    has a spatial correlation of ``smoothness`` voxels and is faded out linearly over ``margin`` voxels.
+    Physical parameter: peak displacement ``s * max_displacement`` voxels (default up to 3), reached inside the
+    region; the random field has a spatial correlation of ``smoothness`` voxels and is faded out linearly over
+    ``margin`` voxels. ``new_region`` is the region carried along by the deformation.
     """
 
     needs_region = True
@@ -57,16 +58,18 @@ class LocalElasticDeformation(Perturbation):
     def apply(self, x, severity, region):
         spatial = tuple(x.shape[1:])
         weight = _taper(region, self.margin, x.dtype)
-        noise = torch.randn((len(spatial), *spatial), generator=self.generator(), dtype=x.dtype).to(x.device)
-        field = gaussian_blur(noise, self.smoothness, tuple(range(1, len(spatial) + 1)))
-        field = field / field.abs().amax().clamp_min(1e-12) * severity * self.max_displacement * weight
+        noise = torch.randn((len(spatial), *spatial), generator=self.generator()).to(x.device, x.dtype)
+        field = gaussian_blur(noise, self.smoothness, tuple(range(1, len(spatial) + 1))) * (weight > 0)
+        peak = field.norm(dim=0).amax().clamp_min(1e-12)  # the largest displacement where anything moves
+        field = field / peak * severity * self.max_displacement * weight
         axes = [torch.arange(n, device=x.device, dtype=x.dtype) for n in spatial]
         coords = torch.stack(torch.meshgrid(*axes, indexing="ij")) + field
         scale = torch.tensor([max(n - 1, 1) for n in spatial], device=x.device, dtype=x.dtype)
         normalised = 2 * coords / scale.reshape(-1, *[1] * len(spatial)) - 1
         grid = normalised.flip(0).movedim(0, -1)[None]  # grid_sample wants (x=last axis, ..., first axis)
         warped = F.grid_sample(x[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-        self.new_region = region
+        moved = F.grid_sample(region[None, None].to(x.dtype), grid, mode="nearest", align_corners=True)[0, 0]
+        self.new_region = moved > 0.5  # the lesion footprint after the deformation
         return torch.where(weight > 0, warped, x)
 
 
@@ -75,7 +78,8 @@ class LesionResize(Perturbation):
 
     Physical parameter: the change of radius ``s * max_radius`` (voxels, Euclidean). Growing gives the new
     voxels the intensity of the nearest lesion voxel (lightly smoothed); shrinking fills the removed rim from
-    the nearest healthy voxel. ``margin`` is ``max_radius`` when growing and 0 when shrinking.
+    the nearest healthy voxel. ``margin`` is ``max_radius`` when growing and 0 when shrinking. Voxels change
+    in whole steps: severities below ``1 / max_radius`` move no voxel.
     """
 
     needs_region = True
@@ -94,6 +98,8 @@ class LesionResize(Perturbation):
             changed = (distance > 0) & (distance <= radius)
             self.new_region = region | torch.from_numpy(changed).to(region.device)
         else:
+            if bool(region.all()):
+                raise ValueError("LesionResize: the region covers the whole image; there is no healthy tissue.")
             distance, nearest = _distance_to(~region)  # inside the lesion: distance to healthy tissue
             changed = (distance > 0) & (distance <= radius)
             self.new_region = region & ~torch.from_numpy(changed).to(region.device)
@@ -137,7 +143,7 @@ class LesionRemoval(Perturbation):
         filled[(slice(None), *box)] = inner
         residual = x - gaussian_blur(x, 1.0, spatial_axes)
         texture_std = residual[:, shell].std(dim=1) if bool(shell.any()) else torch.zeros(x.shape[0], device=x.device)
-        noise = torch.randn(x.shape, generator=self.generator(), dtype=x.dtype).to(x.device)
+        noise = torch.randn(x.shape, generator=self.generator()).to(x.device, x.dtype)
         noise = gaussian_blur(noise, 0.5, spatial_axes)
         noise = noise / noise.std().clamp_min(1e-12) * texture_std.reshape(-1, *[1] * len(spatial_axes))
         filled = torch.where(hole, filled + noise, x)
@@ -148,7 +154,9 @@ class LesionRemoval(Perturbation):
 class LesionInsertion(Perturbation):
     """Insert a synthetic lesion inside the region (e.g. white matter), at ``center`` or at random.
 
-    The lesion is a smooth ellipsoid of radius ``radius`` voxels (random axis ratios 0.8-1.2); its profile
+    The lesion is a smooth ellipsoid of radius ``radius`` voxels (random axis ratios 0.8-1.2), centred at a
+    voxel at least ``radius`` deep inside the region when there is one (the region must be at least
+    ``radius`` voxels thick; an explicit ``center`` must lie in the region); its profile
     ``clip(1.5 - d / r, 0, 1)`` multiplies the image by ``1 -/+ s * max_contrast`` at its core
     (``hyperintense`` selects the sign). Physical parameter: the lesion contrast ``s * max_contrast``
     (default up to 60 %). No voxel farther than ``1.5 * 1.2 * radius`` from the centre changes; measured from
@@ -164,10 +172,18 @@ class LesionInsertion(Perturbation):
 
     def choose_center(self, region: torch.Tensor) -> list[int]:
         if self.center is not None:
-            if len(self.center) != region.ndim:
+            center = [int(c) for c in self.center]
+            if len(center) != region.ndim:
                 raise ValueError(f"LesionInsertion: center needs {region.ndim} coordinates, got {self.center!r}.")
-            return [int(c) for c in self.center]
+            if any(not 0 <= c < n for c, n in zip(center, region.shape)) or not bool(region[tuple(center)]):
+                raise ValueError(f"LesionInsertion: center {center} is not inside the placement region.")
+            return center
         depth = ndimage.distance_transform_edt(region.cpu().numpy())
+        if depth.max() < 0.5 * self.radius:
+            raise ValueError(
+                f"LesionInsertion: the placement region is at most {2 * depth.max():.0f} voxels thick, too thin for "
+                f"a lesion of radius {self.radius}; pass a smaller radius or a larger region."
+            )
         candidates = np.argwhere(depth >= min(self.radius, depth.max()))
         pick = int(torch.randint(len(candidates), (1,), generator=self.generator()).item())
         return candidates[pick].tolist()
@@ -205,4 +221,5 @@ class LocalContrastChange(Perturbation):
         reference = x[:, shell].mean(dim=1) if bool(shell.any()) else x[:, region].mean(dim=1)
         mu = reference.reshape(-1, *[1] * region.ndim)
         self.new_region = region
-        return mu + (x - mu) * (1 - severity * self.max_change * weight)
+        changed = x - severity * self.max_change * weight * (x - mu)
+        return torch.where(weight > 0, changed, x)

@@ -52,4 +52,4 @@ class Memorise(Perturbation):
         else:
             index = int(torch.randint(len(bank), (1,), generator=self.generator()).item())
         self.last_index = index
-        return x + severity * (bank[index] - x)
+        return torch.lerp(x, bank[index], severity)  # exactly the training image at severity 1
