@@ -5,6 +5,8 @@ Sub-commands:
 * ``demo`` -- score the bundled sample pair with every metric, over the whole volume, inside the brain mask
   and inside the lesion, and print a table;
 * ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling;
+* ``simulate`` -- write simulated paired T1w/T2w/PDw/FLAIR subjects with tumour labels and a datalist;
+* ``nirps`` -- train translation models on simulated data and build the NIRPS-style labelled set;
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
 
@@ -14,6 +16,7 @@ Exit codes: 0 success, 2 bad arguments, 1 any other error (the message names the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -140,6 +143,44 @@ def run_sensitivity_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_simulate(args: argparse.Namespace) -> int:
+    """The ``simulate`` sub-command."""
+    from .data import build_paired_dataset
+
+    path = build_paired_dataset(
+        args.out,
+        n_subjects=args.subjects,
+        spatial_dims=args.spatial_dims,
+        slices_per_subject=args.slices,
+        lesion_fraction=args.lesion_fraction,
+        seed=args.seed,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def run_nirps(args: argparse.Namespace) -> int:
+    """The ``nirps`` sub-command."""
+    from .data.nirps import build_nirps_dataset, summarise
+
+    pairs = [tuple(pair.split(":")) for pair in args.pairs]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"--pairs takes source:target items such as t1:t2, got {args.pairs}.")
+    path = build_nirps_dataset(
+        args.out,
+        pairs=pairs,
+        architectures=args.architectures,
+        held_out=args.held_out,
+        n_train_subjects=args.train_subjects,
+        n_eval_subjects=args.eval_subjects,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    print(json.dumps(summarise(path), indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
@@ -147,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="score the bundled sample pair with every metric")
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     commands.add_parser("metrics", help="list the available metrics")
+    simulate = commands.add_parser("simulate", help="write simulated paired multi-contrast subjects")
+    simulate.add_argument("--out", required=True)
+    simulate.add_argument("--subjects", type=int, default=20)
+    simulate.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2)
+    simulate.add_argument("--slices", type=int, default=1, help="slices per subject (2-D)")
+    simulate.add_argument("--lesion-fraction", type=float, default=0.75)
+    simulate.add_argument("--seed", type=int, default=0)
+    nirps = commands.add_parser("nirps", help="build the NIRPS-style synthesized set with quality labels")
+    nirps.add_argument("--out", required=True)
+    nirps.add_argument("--pairs", nargs="+", default=["t1:t2", "t1:flair", "t2:pd"])
+    nirps.add_argument("--architectures", nargs="+", default=["unet", "attention_unet", "pix2pix"])
+    nirps.add_argument("--held-out", nargs="*", default=["attention_unet"])
+    nirps.add_argument("--train-subjects", type=int, default=60)
+    nirps.add_argument("--eval-subjects", type=int, default=30)
+    nirps.add_argument("--epochs", type=int, default=12)
+    nirps.add_argument("--seed", type=int, default=7)
     sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
     sens.add_argument("--image-key", default="image")
@@ -172,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sensitivity":
             args.mask_key = args.mask_key or None
             return run_sensitivity_command(args)
+        if args.command == "simulate":
+            return run_simulate(args)
+        if args.command == "nirps":
+            return run_nirps(args)
         return print_metrics()
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)
