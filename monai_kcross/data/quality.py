@@ -18,8 +18,8 @@ What the labels are: reproducible, clinically motivated proxies. Because rank no
 strictly increasing global intensity mapping, scale, offset, gamma and windowing changes cost nothing, and the
 segmenter, trained with Rician noise and blur, is robust to mild noise. What they are not: human judgements.
 They inherit the segmenter's errors (Dice on held-out simulated slices: lesion 0.96, grey matter 0.95, white
-matter 0.96, CSF 0.83), ignore artefacts that do not change tissue or lesion classification, and the weights (0.4/0.2/0.4) are a design choice, not fitted to
-readers.
+matter 0.96, CSF 0.83), ignore artefacts that do not change tissue or lesion classification, and the weights
+(0.4/0.2/0.4) are a design choice, not fitted to readers.
 """
 
 from __future__ import annotations
