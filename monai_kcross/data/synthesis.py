@@ -122,14 +122,21 @@ def signal(tissue: Tissue, sequence: Sequence) -> float:
     return tissue.pd * abs(recovery) * decay
 
 
-@functools.lru_cache(maxsize=1)
-def load_tissue_template() -> tuple[np.ndarray, np.ndarray]:
-    """The shipped template: ``(x, y, z, 4)`` float32 maps (GM, WM, CSF, brain) in [0, 1] and the affine."""
-    if not TEMPLATE.is_file():
+@functools.lru_cache(maxsize=4)
+def load_tissue_template(path: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A tissue template: ``(x, y, z, 4)`` float32 maps (GM, WM, CSF, brain) in [0, 1] and the affine.
+
+    ``path`` defaults to the shipped MNI152 template; other templates (e.g. SRI24, see
+    ``scripts/make_tissue_templates.py --atlas sri24``) must have the same 4-channel uint8 layout.
+    """
+    template = Path(path) if path is not None else TEMPLATE
+    if not template.is_file():
         raise FileNotFoundError(
-            f"tissue template {TEMPLATE} is missing; rebuild it with scripts/make_tissue_templates.py."
+            f"tissue template {template} is missing; build it with scripts/make_tissue_templates.py."
         )
-    image = nib.load(TEMPLATE)
+    image = nib.load(template)
+    if image.ndim != 4 or image.shape[-1] != 4:
+        raise ValueError(f"tissue template {template} must be (x, y, z, 4) GM/WM/CSF/brain, got {image.shape}.")
     maps = np.asarray(image.dataobj, dtype=np.float32) / 255.0
     total = maps[..., :3].sum(-1, keepdims=True)
     inside = (maps[..., 3:] > 0.5) & (total > 0)
@@ -222,15 +229,15 @@ def _tumour(
 
 @functools.lru_cache(maxsize=2)
 def _subject(
-    seed: int, lesion: bool, deformation: float, lesion_center: tuple[int, ...] | None
+    seed: int, lesion: bool, deformation: float, lesion_center: tuple[int, ...] | None, template: str | None
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, np.ndarray, torch.Tensor]:
     """A subject's 3-D compartment fractions, labels, brain mask, affine and the generator state after them.
 
     Cached, so several slices of one subject simulate its anatomy once.
     """
-    template, affine = load_tissue_template()
+    maps_np, affine = load_tissue_template(template)
     generator = torch.Generator().manual_seed(seed)
-    maps = torch.from_numpy(np.ascontiguousarray(np.moveaxis(template, -1, 0)))  # (4, x, y, z)
+    maps = torch.from_numpy(np.ascontiguousarray(np.moveaxis(maps_np, -1, 0)))  # (4, x, y, z)
     maps = _warp(maps, _deformation_grid(tuple(maps.shape[1:]), generator, deformation))
     gm, wm, csf, brain = maps
     labels = torch.zeros(wm.shape, dtype=torch.int64)
@@ -254,6 +261,7 @@ def synthesize_brain(
     contrasts: tuple[str, ...] = CONTRASTS,
     lesion_center: list[int] | None = None,
     slice_seed: int = 0,
+    template: str | Path | None = None,
 ) -> dict[str, Any]:
     """Simulate one subject: co-registered T1w, T2w, PDw and FLAIR images with lesion labels and brain mask.
 
@@ -270,6 +278,7 @@ def synthesize_brain(
         lesion_center: tumour centre (template voxel indices, 3 values); default random in deep white matter.
         slice_seed: 2-D only: picks among the candidate slices of the same subject (same anatomy, tumour and
             acquisition); different values give different slices while there are candidates left.
+        template: path of another tissue template (see :func:`load_tissue_template`); default MNI152.
 
     Returns:
         ``{contrast: MetaTensor (1, *shape) float32, "label": (1, *shape) int64, "brain": (1, *shape) bool,
@@ -284,7 +293,11 @@ def synthesize_brain(
     if len(shape) != spatial_dims:
         raise ValueError(f"shape {shape} does not have {spatial_dims} dimensions.")
     compartments, labels, brain, affine, state = _subject(
-        int(seed), bool(lesion), float(deformation), None if lesion_center is None else tuple(lesion_center)
+        int(seed),
+        bool(lesion),
+        float(deformation),
+        None if lesion_center is None else tuple(lesion_center),
+        None if template is None else str(template),
     )
     generator = torch.Generator()
     generator.set_state(state)
