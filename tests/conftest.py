@@ -50,3 +50,19 @@ def pair2d():
 @pytest.fixture
 def pair3d():
     return perturbed_pair((2, 1, 40, 36, 32), seed=2)
+
+
+RANDOM_WEIGHTS = {
+    "lpips": {"backbone_weights": "random:1"},
+    "dists": {"backbone_weights": "random:1"},
+    "deepiqa": {"weights": "random:1"},
+}
+
+
+def metric_options(info, small: bool = True) -> dict:
+    """Options that let every registered metric run here: two MS-SSIM scales for small images, and
+    deterministic random weights for the deep metrics whose ImageNet weights are not available in CI."""
+    options = dict(RANDOM_WEIGHTS.get(info.name, {}))
+    if info.name == "ms_ssim" and small:
+        options.update({"weights": (0.5, 0.5), "win_size": 7})
+    return options

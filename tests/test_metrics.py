@@ -24,7 +24,13 @@ from .conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
+    from monai_kcross.metrics import DeepIQAMetric, DISTSMetric, FeatureDistanceMetric, LPIPSMetric
+
     classes = {
+        LPIPSMetric,
+        DISTSMetric,
+        DeepIQAMetric,
+        FeatureDistanceMetric,
         MAEMetric,
         MSEMetric,
         RMSEMetric,
@@ -99,4 +105,5 @@ def test_create_metric_and_info():
     info = monai_kcross.get_metric_info("nlpd")
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
-    assert names == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
+    assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
+    assert names[10:] == ["lpips", "dists", "deepiqa", "feature_distance"]

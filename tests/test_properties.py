@@ -10,14 +10,22 @@ import torch
 import monai_kcross
 from monai_kcross.functional import MS_SSIM_WEIGHTS
 
-from .conftest import perturbed_pair
+from .conftest import metric_options, perturbed_pair
 
 METRICS = monai_kcross.list_metrics()
-SMALL_MS_SSIM = {"weights": MS_SSIM_WEIGHTS[:2]}  # two scales fit 40-voxel sides
+WITH_IDEAL = [info for info in METRICS if info.ideal is not None]  # DeepIQA's value depends on its training
+SYMMETRIC = [info for info in METRICS if info.symmetric]
+
+
+DEEP = {"lpips", "dists", "deepiqa", "feature_distance"}  # networks compute in float32
+
+
+def tol(info) -> float:
+    return 1e-6 if info.name in DEEP else 1e-10
 
 
 def options(info) -> dict:
-    return SMALL_MS_SSIM if info.name == "ms_ssim" else {}
+    return {**metric_options(info), **({"weights": MS_SSIM_WEIGHTS[:2]} if info.name == "ms_ssim" else {})}
 
 
 def images(spatial_dims: int, dtype=torch.float64):
@@ -26,7 +34,7 @@ def images(spatial_dims: int, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-@pytest.mark.parametrize("info", METRICS, ids=lambda i: i.name)
+@pytest.mark.parametrize("info", WITH_IDEAL, ids=lambda i: i.name)
 def test_identical_images_give_the_ideal_value(info, spatial_dims):
     _, ref = images(spatial_dims)
     value = info.function(ref.clone(), ref, **options(info))
@@ -34,11 +42,11 @@ def test_identical_images_give_the_ideal_value(info, spatial_dims):
     if math.isinf(info.ideal):
         assert torch.all(torch.isinf(value) & (value > 0))
     else:
-        torch.testing.assert_close(value, torch.full_like(value, info.ideal), atol=1e-10, rtol=0)
+        torch.testing.assert_close(value, torch.full_like(value, info.ideal), atol=tol(info), rtol=0)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-@pytest.mark.parametrize("info", METRICS, ids=lambda i: i.name)
+@pytest.mark.parametrize("info", WITH_IDEAL, ids=lambda i: i.name)
 def test_values_lie_in_the_documented_range_and_direction(info, spatial_dims):
     pred, ref = images(spatial_dims)
     value = info.function(pred, ref, data_range=1.0, **options(info))
@@ -50,12 +58,12 @@ def test_values_lie_in_the_documented_range_and_direction(info, spatial_dims):
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
-@pytest.mark.parametrize("info", METRICS, ids=lambda i: i.name)
+@pytest.mark.parametrize("info", SYMMETRIC, ids=lambda i: i.name)
 def test_symmetry_with_a_fixed_range(info, spatial_dims):
     pred, ref = images(spatial_dims)
     forward = info.function(pred, ref, data_range=1.0, **options(info))
     backward = info.function(ref, pred, data_range=1.0, **options(info))
-    torch.testing.assert_close(forward, backward, atol=1e-10, rtol=0)
+    torch.testing.assert_close(forward, backward, atol=tol(info), rtol=0)
 
 
 @pytest.mark.parametrize("spatial_dims", [2, 3])
@@ -66,10 +74,11 @@ def test_all_ones_mask_equals_unmasked(info, spatial_dims):
     pred, ref = pred[odd], ref[odd]
     plain = info.function(pred, ref, **options(info))
     for mask in (torch.ones_like(ref, dtype=torch.bool), torch.ones(ref.shape[2:]), torch.ones_like(ref[:, :1])):
-        torch.testing.assert_close(info.function(pred, ref, mask=mask, **options(info)), plain, atol=1e-10, rtol=0)
+        masked = info.function(pred, ref, mask=mask, **options(info))
+        torch.testing.assert_close(masked, plain, atol=tol(info), rtol=0)
 
 
-@pytest.mark.parametrize("info", METRICS, ids=lambda i: i.name)
+@pytest.mark.parametrize("info", WITH_IDEAL, ids=lambda i: i.name)
 def test_mask_changes_the_score_where_errors_are_local(info):
     _, ref = images(2)
     pred = ref.clone()
@@ -101,7 +110,7 @@ def test_batch_items_are_independent(info):
     pred, ref = images(2)
     together = info.function(pred, ref, **options(info))
     alone = torch.cat([info.function(pred[i : i + 1], ref[i : i + 1], **options(info)) for i in range(2)])
-    torch.testing.assert_close(together, alone, atol=1e-12, rtol=0)
+    torch.testing.assert_close(together, alone, atol=tol(info), rtol=0)
 
 
 @pytest.mark.parametrize("info", METRICS, ids=lambda i: i.name)

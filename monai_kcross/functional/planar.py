@@ -9,7 +9,7 @@ volume share one ``data_range``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -38,7 +38,7 @@ def planar_metric(
     spatial_dims: int | None,
     data_range: DataRange,
     mask: torch.Tensor | None,
-    slice_axis: int,
+    slice_axis: int | Sequence[int],
     empty_mask: str,
     name: str,
     min_size: int,
@@ -50,7 +50,8 @@ def planar_metric(
             scores ``(N, C)``; images whose weights are all zero must score NaN.
         y_pred, y: images ``(B, C, H, W[, D])``.
         spatial_dims, data_range, mask, empty_mask: as for every metric of the package.
-        slice_axis: spatial axis (0, 1, 2 or negative) cut into slices for 3-D input.
+        slice_axis: spatial axis (0, 1, 2 or negative) cut into slices for 3-D input, or several axes whose
+            results are averaged (e.g. ``(0, 1, 2)`` for all three orientations, "2.5-D").
         name: metric name for messages.
         min_size: smallest allowed side of the 2-D images (slices).
 
@@ -58,25 +59,37 @@ def planar_metric(
         ``(B, C)`` scores.
     """
     y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
-    if spatial_dims == 3 and not -3 <= slice_axis <= 2:
-        raise ValueError(f"{name}: slice_axis must index a spatial axis (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
+    axes = tuple(slice_axis) if isinstance(slice_axis, Sequence) else (slice_axis,)
+    if spatial_dims == 3 and (not axes or any(not isinstance(a, int) or not -3 <= a <= 2 for a in axes)):
+        raise ValueError(f"{name}: slice_axis must index spatial axes (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
     x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype)
-    if spatial_dims == 2:
-        planes = tuple(y.shape[2:])
-    else:
-        planes = tuple(s for i, s in enumerate(y.shape[2:]) if i != slice_axis % 3)
-    if min(planes) < min_size:
-        raise ValueError(
-            f"{name}: {'slices' if spatial_dims == 3 else 'images'} of size {planes} are too small; "
-            f"each side needs at least {min_size} pixels."
-        )
+    for axis in axes if spatial_dims == 3 else (None,):
+        planes = tuple(y.shape[2:]) if axis is None else tuple(s for i, s in enumerate(y.shape[2:]) if i != axis % 3)
+        if min(planes) < min_size:
+            raise ValueError(
+                f"{name}: {'slices' if spatial_dims == 3 else 'images'} of size {planes} are too small; "
+                f"each side needs at least {min_size} pixels."
+            )
     if spatial_dims == 2:
         # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"
         return core(x_u, y_u, weights)
+    results = [_slice_average(core, x_u, y_u, weights, axis, name, empty_mask) for axis in axes]
+    return torch.stack(results).mean(0)
 
-    batch, channels = y.shape[:2]
+
+def _slice_average(
+    core: PlanarScore,
+    x_u: torch.Tensor,
+    y_u: torch.Tensor,
+    weights: torch.Tensor | None,
+    slice_axis: int,
+    name: str,
+    empty_mask: str,
+) -> torch.Tensor:
+    """Score the slices along one axis and average them (mask-weighted)."""
+    batch, channels = y_u.shape[:2]
     x_s, y_s = to_slices(x_u, slice_axis), to_slices(y_u, slice_axis)
     w_s = None
     if weights is not None:

@@ -1,9 +1,13 @@
 """ignite handlers (MONAI ``IgniteMetricHandler``) for every metric of the package."""
 
 from .metric_handlers import (
+    DeepIQAHandler,
+    DISTSHandler,
+    FeatureDistanceHandler,
     FullReferenceHandler,
     GMSDHandler,
     HaarPSIHandler,
+    LPIPSHandler,
     MAEHandler,
     MSEHandler,
     MultiScaleGMSDHandler,
@@ -15,9 +19,13 @@ from .metric_handlers import (
 )
 
 __all__ = [
+    "DISTSHandler",
+    "DeepIQAHandler",
+    "FeatureDistanceHandler",
     "FullReferenceHandler",
     "GMSDHandler",
     "HaarPSIHandler",
+    "LPIPSHandler",
     "MAEHandler",
     "MSEHandler",
     "MultiScaleGMSDHandler",

@@ -30,9 +30,13 @@ from ..metrics import full_reference as M
 from ..metrics.base import FullReferenceMetric
 
 __all__ = [
+    "DISTSHandler",
+    "DeepIQAHandler",
+    "FeatureDistanceHandler",
     "FullReferenceHandler",
     "GMSDHandler",
     "HaarPSIHandler",
+    "LPIPSHandler",
     "MAEHandler",
     "MSEHandler",
     "MultiScaleGMSDHandler",
@@ -173,3 +177,27 @@ class HaarPSIHandler(FullReferenceHandler):
     """HaarPSI; keyword arguments of :class:`~monai_kcross.metrics.HaarPSIMetric`."""
 
     metric_class = M.HaarPSIMetric
+
+
+class LPIPSHandler(FullReferenceHandler):
+    """LPIPS; keyword arguments of :class:`~monai_kcross.metrics.LPIPSMetric`."""
+
+    metric_class = M.LPIPSMetric
+
+
+class DISTSHandler(FullReferenceHandler):
+    """DISTS; keyword arguments of :class:`~monai_kcross.metrics.DISTSMetric`."""
+
+    metric_class = M.DISTSMetric
+
+
+class DeepIQAHandler(FullReferenceHandler):
+    """DeepIQA (WaDIQaM-FR); keyword arguments of :class:`~monai_kcross.metrics.DeepIQAMetric`."""
+
+    metric_class = M.DeepIQAMetric
+
+
+class FeatureDistanceHandler(FullReferenceHandler):
+    """In-domain feature distance; keyword arguments of :class:`~monai_kcross.metrics.FeatureDistanceMetric`."""
+
+    metric_class = M.FeatureDistanceMetric

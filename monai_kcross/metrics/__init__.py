@@ -2,8 +2,12 @@
 
 from .base import FullReferenceMetric
 from .full_reference import (
+    DeepIQAMetric,
+    DISTSMetric,
+    FeatureDistanceMetric,
     GMSDMetric,
     HaarPSIMetric,
+    LPIPSMetric,
     MAEMetric,
     MSEMetric,
     MultiScaleGMSDMetric,
@@ -15,9 +19,13 @@ from .full_reference import (
 )
 
 __all__ = [
+    "DISTSMetric",
+    "DeepIQAMetric",
+    "FeatureDistanceMetric",
     "FullReferenceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
+    "LPIPSMetric",
     "MAEMetric",
     "MSEMetric",
     "MultiScaleGMSDMetric",

@@ -21,12 +21,18 @@ import torch
 from monai.utils import MetricReduction
 
 from .. import functional as F
+from .. import perceptual as P
 from ..functional.intensity import DataRange
+from ..perceptual.feature_distance import feature_distance
 from .base import FullReferenceMetric
 
 __all__ = [
+    "DISTSMetric",
+    "DeepIQAMetric",
+    "FeatureDistanceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
+    "LPIPSMetric",
     "MAEMetric",
     "MSEMetric",
     "MultiScaleGMSDMetric",
@@ -311,3 +317,55 @@ class HaarPSIMetric(FullReferenceMetric):
             slice_axis=slice_axis,
             empty_mask=empty_mask,
         )
+
+
+class _DeepMetric(FullReferenceMetric):
+    """Shared constructor of the deep metrics: the functional's keyword arguments are stored as given."""
+
+    function: Callable[..., torch.Tensor]
+
+    def __init__(
+        self,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        empty_mask: str = "raise",
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            type(self).function,
+            reduction,
+            get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            empty_mask=empty_mask,
+            **options,
+        )
+
+
+class LPIPSMetric(_DeepMetric):
+    """LPIPS v0.1 (lower is better); options (``net``, weights, ``channels``, ``slice_axis``) as in
+    :func:`monai_kcross.perceptual.lpips`."""
+
+    function = staticmethod(P.lpips)
+
+
+class DISTSMetric(_DeepMetric):
+    """DISTS (lower is better); options as in :func:`monai_kcross.perceptual.dists`."""
+
+    function = staticmethod(P.dists)
+
+
+class DeepIQAMetric(_DeepMetric):
+    """DeepIQA / WaDIQaM-FR predicted quality; options (``weights`` required) as in
+    :func:`monai_kcross.perceptual.deepiqa`."""
+
+    function = staticmethod(P.deepiqa)
+
+
+class FeatureDistanceMetric(_DeepMetric):
+    """In-domain perceptual distance on the pretrained segmenter's features (lower is better); options as in
+    :func:`monai_kcross.perceptual.feature_distance.feature_distance`."""
+
+    function = staticmethod(feature_distance)
