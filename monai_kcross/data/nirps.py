@@ -121,13 +121,17 @@ class _Translator:
         return torch.cat([self.generator(chunk) for chunk in source.split(batch_size)]).clamp(0, 1.5)
 
 
-def _simulate(seeds: Sequence[int], slices: int, contrasts: set[str], progress: bool, desc: str) -> dict[str, Any]:
+def _simulate(
+    seeds: Sequence[int], slices: int, contrasts: set[str], progress: bool, desc: str, shape: tuple[int, int] | None
+) -> dict[str, Any]:
     """Normalised slices ``(N, 1, H, W)`` per contrast, plus label, brain and case names."""
     out: dict[str, Any] = {c: [] for c in contrasts} | {"label": [], "brain": [], "case": [], "subject": []}
     jobs = [(s, k) for s in seeds for k in range(slices)]
     for seed, index in tqdm(jobs, desc=desc, disable=not progress):
         lesion = seed % 5 != 4  # a fifth of the subjects are healthy
-        data = synthesize_brain(seed=seed, spatial_dims=2, lesion=lesion, slice_seed=index, contrasts=tuple(contrasts))
+        data = synthesize_brain(
+            seed=seed, spatial_dims=2, lesion=lesion, slice_seed=index, contrasts=tuple(contrasts), shape=shape
+        )
         brain = data["brain"].as_tensor()
         for contrast in contrasts:
             out[contrast].append(normalise_slice(data[contrast].as_tensor(), brain))
@@ -159,6 +163,7 @@ def build_nirps_dataset(
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     seed: int = 7,
     segmenter: torch.nn.Module | None = None,
+    shape: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> Path:
     """Train translation models, save their per-epoch outputs, label them and write a datalist.
@@ -175,6 +180,7 @@ def build_nirps_dataset(
         fractions: training/validation/test split of the evaluation subjects.
         seed: base seed (training subjects ``seed * 1000 + i``, evaluation subjects ``seed * 1000 + 500 + i``).
         segmenter: network for the quality labels (default: the pretrained one).
+        shape: slice shape (default ``(112, 128)``: the whole brain at 1.5 mm); must be divisible by 16.
         progress: show progress bars.
 
     Returns:
@@ -192,9 +198,11 @@ def build_nirps_dataset(
     out.mkdir(parents=True, exist_ok=True)
     contrasts = {c for pair in pairs for c in pair}
     started = time.perf_counter()
-    train = _simulate([seed * 1000 + i for i in range(n_train_subjects)], train_slices, contrasts, progress, "train")
+    train = _simulate(
+        [seed * 1000 + i for i in range(n_train_subjects)], train_slices, contrasts, progress, "train", shape
+    )
     evaluation = _simulate(
-        [seed * 1000 + 500 + i for i in range(n_eval_subjects)], eval_slices, contrasts, progress, "eval"
+        [seed * 1000 + 500 + i for i in range(n_eval_subjects)], eval_slices, contrasts, progress, "eval", shape
     )
     from .builder import split_subjects
 

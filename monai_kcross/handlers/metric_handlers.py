@@ -18,7 +18,7 @@ or let ``output_transform`` return it as a third item in custom workflows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from monai.handlers import IgniteMetricHandler
 
 from ..metrics import full_reference as M
 from ..metrics.base import FullReferenceMetric
+from ..metrics.kcross import KCrossMetric
 
 __all__ = [
     "DISTSHandler",
@@ -36,6 +37,7 @@ __all__ = [
     "FullReferenceHandler",
     "GMSDHandler",
     "HaarPSIHandler",
+    "KCrossHandler",
     "LPIPSHandler",
     "MAEHandler",
     "MSEHandler",
@@ -60,6 +62,7 @@ class FullReferenceHandler(IgniteMetricHandler):
         save_details: store the per-image scores in ``engine.state.metric_details[name]``.
         mask_key: key of ``engine.state.batch`` holding the region mask (``(B, 1|C, *spatial)``); used when
             ``output_transform`` returns two items.
+        batch_keys: further metric inputs read from the batch, ``{input name: batch key}``.
         metric: an already built metric (instead of ``metric_kwargs``).
         metric_kwargs: keyword arguments of ``metric_class``.
     """
@@ -72,9 +75,12 @@ class FullReferenceHandler(IgniteMetricHandler):
         save_details: bool = True,
         mask_key: str | None = None,
         metric: FullReferenceMetric | None = None,
+        batch_keys: Mapping[str, str] | None = None,
         **metric_kwargs: Any,
     ) -> None:
-        self.mask_key = mask_key
+        self.batch_keys = dict(batch_keys or {})
+        if mask_key is not None:
+            self.batch_keys["mask"] = mask_key
         if metric is None:
             if self.metric_class is None:
                 raise ValueError("FullReferenceHandler needs `metric` (or use a subclass such as SSIMHandler).")
@@ -85,18 +91,24 @@ class FullReferenceHandler(IgniteMetricHandler):
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
-        """Score ``(y_pred, y)`` or ``(y_pred, y, mask)``: batch-first tensors or lists of channel-first ones."""
+        """Score ``(y_pred, y)`` or ``(y_pred, y, mask)``: batch-first tensors or lists of channel-first ones.
+
+        Inputs named in ``batch_keys`` (the mask, K-CROSS's source) are read from ``engine.state.batch``.
+        """
         if not isinstance(output, (tuple, list)) or len(output) not in (2, 3):
             raise ValueError(
                 "output_transform must return (y_pred, y) or (y_pred, y, mask), e.g. "
                 f"from_engine(['pred', 'label']); got {type(output).__name__} of length "
                 f"{len(output) if hasattr(output, '__len__') else '?'}."
             )
-        if len(output) == 2 and self.mask_key is not None:
+        inputs = {}
+        wanted = {k: v for k, v in self.batch_keys.items() if not (k == "mask" and len(output) == 3)}
+        if wanted:
             if self._engine is None:
-                raise RuntimeError("mask_key needs the handler to be attached to an engine first.")
-            output = (*output, self._mask_from_batch(self._engine.state.batch, isinstance(output[0], torch.Tensor)))
-        self.metric_fn(*output)
+                raise RuntimeError("batch keys need the handler to be attached to an engine first.")
+            stacked = isinstance(output[0], torch.Tensor)
+            inputs = {name: self._from_batch(self._engine.state.batch, key, stacked) for name, key in wanted.items()}
+        self.metric_fn(*output, **inputs)
 
     def iteration_completed(self, engine: Engine) -> None:
         """Pass the whole iteration's output to :meth:`update`.
@@ -106,17 +118,18 @@ class FullReferenceHandler(IgniteMetricHandler):
         """
         self.update(self._output_transform(engine.state.output))
 
-    def _mask_from_batch(self, batch: Any, stacked: bool) -> torch.Tensor | list[torch.Tensor]:
-        """The masks of the current batch: collated (a dict) or decollated (a list of dicts)."""
+    @staticmethod
+    def _from_batch(batch: Any, key: str, stacked: bool) -> torch.Tensor | list[torch.Tensor]:
+        """Item ``key`` of the current batch: collated (a dict) or decollated (a list of dicts)."""
         items = batch if isinstance(batch, (list, tuple)) else [batch]
-        missing = [item for item in items if not isinstance(item, dict) or self.mask_key not in item]
+        missing = [item for item in items if not isinstance(item, dict) or key not in item]
         if missing:
             keys = sorted(missing[0]) if isinstance(missing[0], dict) else type(missing[0]).__name__
-            raise ValueError(f"mask_key {self.mask_key!r} is not in the engine's batch (keys: {keys}).")
+            raise ValueError(f"batch key {key!r} is not in the engine's batch (keys: {keys}).")
         if isinstance(batch, dict):
-            return batch[self.mask_key]
-        masks = [item[self.mask_key] for item in items]
-        return torch.stack(masks) if stacked else masks
+            return batch[key]
+        values = [item[key] for item in items]
+        return torch.stack(values) if stacked else values
 
 
 class MAEHandler(FullReferenceHandler):
@@ -201,3 +214,31 @@ class FeatureDistanceHandler(FullReferenceHandler):
     """In-domain feature distance; keyword arguments of :class:`~monai_kcross.metrics.FeatureDistanceMetric`."""
 
     metric_class = M.FeatureDistanceMetric
+
+
+class KCrossHandler(FullReferenceHandler):
+    """K-CROSS in MONAI workflows; the source image (and optionally the lesion mask) come from the batch.
+
+    Args:
+        source_key: batch key of the source-modality image (``None`` when the structure branch is off).
+        mask_key: batch key of the lesion mask (``None``: predicted by the network's segmenter).
+        others: as :class:`FullReferenceHandler`; metric options as :class:`~monai_kcross.metrics.KCrossMetric`.
+    """
+
+    metric_class = KCrossMetric
+
+    def __init__(
+        self,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+        source_key: str | None = "source",
+        mask_key: str | None = None,
+        **metric_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            output_transform,
+            save_details,
+            mask_key,
+            batch_keys={"source": source_key} if source_key else None,
+            **metric_kwargs,
+        )

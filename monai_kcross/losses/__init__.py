@@ -1,5 +1,16 @@
-"""Losses built on the package's metrics (gradients flow through the functional metrics)."""
+"""Losses: perceptual distances as losses and the K-CROSS training losses."""
 
+from .kcross import frequency_loss, inconsistency_loss, laplacian_loss, mmd_loss, structure_loss, tumour_loss
 from .perceptual import DISTSLoss, LPIPSLoss, PerceptualLoss
 
-__all__ = ["DISTSLoss", "LPIPSLoss", "PerceptualLoss"]
+__all__ = [
+    "DISTSLoss",
+    "LPIPSLoss",
+    "PerceptualLoss",
+    "frequency_loss",
+    "inconsistency_loss",
+    "laplacian_loss",
+    "mmd_loss",
+    "structure_loss",
+    "tumour_loss",
+]

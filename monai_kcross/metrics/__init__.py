@@ -17,6 +17,7 @@ from .full_reference import (
     RMSEMetric,
     SSIMMetric,
 )
+from .kcross import KCrossMetric, kcross, load_kcross
 
 __all__ = [
     "DISTSMetric",
@@ -25,6 +26,7 @@ __all__ = [
     "FullReferenceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
+    "KCrossMetric",
     "LPIPSMetric",
     "MAEMetric",
     "MSEMetric",
@@ -34,4 +36,6 @@ __all__ = [
     "PSNRMetric",
     "RMSEMetric",
     "SSIMMetric",
+    "kcross",
+    "load_kcross",
 ]

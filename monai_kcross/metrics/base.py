@@ -49,34 +49,37 @@ class FullReferenceMetric(CumulativeIterationMetric):
         self.metric_kwargs = metric_kwargs
 
     def __call__(  # type: ignore[override]
-        self, y_pred: TensorOrList, y: TensorOrList | None = None, mask: TensorOrList | None = None
+        self,
+        y_pred: TensorOrList,
+        y: TensorOrList | None = None,
+        mask: TensorOrList | None = None,
+        **inputs: TensorOrList | None,
     ) -> torch.Tensor:
-        """Score a batch (and buffer the result). Returns ``(B, C)``."""
+        """Score a batch (and buffer the result). Returns ``(B, C)``.
+
+        ``inputs`` are further per-image tensors some metrics take (K-CROSS: ``source``); like ``mask`` they
+        may be batch-first tensors, lists matching list inputs, or one tensor shared by every item.
+        """
         if y is None:
             raise ValueError(f"{type(self).__name__} is a full-reference metric: pass the reference image `y`.")
-        return super().__call__(y_pred, y, mask=mask)
+        return super().__call__(y_pred, y, mask=mask, **inputs)
 
     def _compute_tensor(  # type: ignore[override]
-        self, y_pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None
+        self, y_pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, **inputs: torch.Tensor | None
     ) -> torch.Tensor:
-        return self.metric_fn(y_pred, y, mask=mask, **self.metric_kwargs)
+        return self.metric_fn(y_pred, y, mask=mask, **inputs, **self.metric_kwargs)
 
     def _compute_list(  # type: ignore[override]
-        self, y_pred: TensorOrList, y: TensorOrList, mask: TensorOrList | None = None
+        self, y_pred: TensorOrList, y: TensorOrList, mask: TensorOrList | None = None, **inputs: TensorOrList | None
     ) -> torch.Tensor:
         if not isinstance(y_pred, (list, tuple)) or not isinstance(y, (list, tuple)) or len(y_pred) != len(y):
             raise ValueError("y_pred and y must both be lists of channel-first tensors of the same length.")
-        if mask is None or (isinstance(mask, torch.Tensor) and mask.ndim < y[0].ndim):
-            masks = [mask] * len(y)  # no mask, or one spatial mask shared by every item
-        elif isinstance(mask, torch.Tensor) and mask.ndim == y[0].ndim:
-            masks = [mask[None]] * len(y)  # one channel-first mask shared by every item
-        else:
-            masks = [m[None] for m in mask]  # one channel-first mask per item
-            if len(masks) != len(y):
-                raise ValueError(f"got {len(masks)} masks for {len(y)} images.")
+        per_item = {name: _per_item(value, y, name) for name, value in {"mask": mask, **inputs}.items()}
         results = [
-            self._compute_tensor(p.detach().unsqueeze(0), t.detach().unsqueeze(0), m)
-            for p, t, m in zip(y_pred, y, masks)
+            self._compute_tensor(
+                p.detach().unsqueeze(0), t.detach().unsqueeze(0), **{k: v[i] for k, v in per_item.items()}
+            )
+            for i, (p, t) in enumerate(zip(y_pred, y))
         ]
         return torch.cat(results, dim=0)
 
@@ -89,3 +92,15 @@ class FullReferenceMetric(CumulativeIterationMetric):
             raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
         result, not_nans = do_metric_reduction(data, reduction or self.reduction)
         return (result, not_nans) if self.get_not_nans else result
+
+
+def _per_item(value: TensorOrList | None, y: Sequence[torch.Tensor], name: str) -> list[torch.Tensor | None]:
+    """Split an extra input for list-of-images calls: one batch-first tensor per item (or shared)."""
+    if value is None or (isinstance(value, torch.Tensor) and value.ndim < y[0].ndim):
+        return [value] * len(y)  # none, or one spatial tensor shared by every item
+    if isinstance(value, torch.Tensor) and value.ndim == y[0].ndim:
+        return [value[None]] * len(y)  # one channel-first tensor shared by every item
+    items = [v[None] for v in value]  # one channel-first tensor per item
+    if len(items) != len(y):
+        raise ValueError(f"got {len(items)} {name} items for {len(y)} images.")
+    return items

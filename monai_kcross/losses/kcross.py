@@ -1,0 +1,137 @@
+"""The K-CROSS training losses (paper section III-C), as plain functions of tensors.
+
+* :func:`frequency_loss` -- focal-frequency style distance between complex maps: each complex value is a point
+  ``A e^{i phi}`` in the plane (amplitude, phase), the distance is ``|z_1 - z_2|^2``, weighted per map by
+  ``(|z_1 - z_2| / max)^alpha`` (detached, as Jiang et al. 2021) and averaged; lists of maps (the complex
+  encoder's layers) are averaged.
+* :func:`mmd_loss` -- squared maximum mean discrepancy, biased estimator, with a sum of RBF kernels.
+* :func:`laplacian_loss` -- L1 distance of the Laplacian-filtered images (high frequencies of the lesion).
+* :func:`tumour_loss` -- Laplacian loss plus a perceptual distance (the package's LPIPS when its ImageNet
+  weights are installed, otherwise the in-domain feature distance).
+* :func:`structure_loss` -- L1 reconstruction; :func:`inconsistency_loss` -- MSE to quality labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "frequency_loss",
+    "inconsistency_loss",
+    "laplacian_loss",
+    "mmd_loss",
+    "structure_loss",
+    "tumour_loss",
+]
+
+
+def frequency_loss(
+    prediction: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor | Sequence[torch.Tensor], alpha: float = 1.0
+) -> torch.Tensor:
+    """Focal frequency distance between complex tensors (or lists of them, averaged); 0 iff equal.
+
+    Args:
+        prediction, target: complex tensors ``(B, C, *spatial)`` of equal shapes (or equal-length lists).
+        alpha: focusing exponent of the per-element weights (0 gives the plain mean squared distance).
+    """
+    predictions = [prediction] if isinstance(prediction, torch.Tensor) else list(prediction)
+    targets = [target] if isinstance(target, torch.Tensor) else list(target)
+    if len(predictions) != len(targets) or not predictions:
+        raise ValueError(f"frequency_loss needs equally many maps, got {len(predictions)} and {len(targets)}.")
+    total = 0
+    for a, b in zip(predictions, targets):
+        if a.shape != b.shape or not (a.is_complex() and b.is_complex()):
+            raise ValueError(f"frequency_loss compares complex maps of one shape, got {a.shape}, {b.shape}.")
+        distance = (a - b).abs().square()
+        if alpha:
+            weight = distance.detach().sqrt() ** alpha
+            weight = weight / weight.flatten(1).amax(1).clamp_min(1e-12).view(-1, *[1] * (weight.ndim - 1))
+            distance = weight * distance
+        total = total + distance.mean()
+    return total / len(predictions)
+
+
+def _rbf_sum(a: torch.Tensor, b: torch.Tensor, bandwidths: Sequence[float], weights: Sequence[float]) -> torch.Tensor:
+    squared = torch.cdist(a, b).square()
+    return sum(w * torch.exp(-squared / (2 * s**2)) for s, w in zip(bandwidths, weights))
+
+
+def mmd_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bandwidths: Sequence[float] | None = None,
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Squared MMD between samples ``x`` ``(N, ...)`` and ``y`` ``(M, ...)`` (biased: diagonals included).
+
+    ``k(a, b) = sum_j w_j exp(-|a - b|^2 / (2 s_j^2))``. Default bandwidths are ``s * (0.25, 0.5, 1, 2, 4)`` with
+    ``s`` the median pairwise distance of the pooled samples (detached), weights equal (1/5 each).
+    """
+    x, y = x.flatten(1), y.flatten(1)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"mmd_loss needs features of one size, got {x.shape[1]} and {y.shape[1]}.")
+    if bandwidths is None:
+        pooled = torch.cat([x, y]).detach()
+        distances = torch.cdist(pooled, pooled)
+        median = distances[distances > 0].median() if bool((distances > 0).any()) else torch.tensor(1.0)
+        bandwidths = [float(median) * f for f in (0.25, 0.5, 1.0, 2.0, 4.0)]
+    weights = weights if weights is not None else [1.0 / len(bandwidths)] * len(bandwidths)
+    return (
+        _rbf_sum(x, x, bandwidths, weights).mean()
+        + _rbf_sum(y, y, bandwidths, weights).mean()
+        - 2 * _rbf_sum(x, y, bandwidths, weights).mean()
+    )
+
+
+def laplacian_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the 3x3 Laplacians of images ``(B, C, H, W)``."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=prediction.dtype)
+    kernel = kernel.to(prediction.device).view(1, 1, 3, 3).repeat(prediction.shape[1], 1, 1, 1)
+
+    def laplacian(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=x.shape[1])
+
+    return (laplacian(prediction) - laplacian(target)).abs().mean()
+
+
+_FEATURES: dict[str, torch.nn.Module] = {}
+
+
+def _perceptual(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LPIPS-VGG when ImageNet weights are installed, else the segmenter-feature distance (both differentiable;
+    the latter without the rank normalisation of the metric, which has no gradient)."""
+    from ..perceptual import lpips
+    from ..perceptual.feature_distance import DEFAULT_LAYERS, FeatureDistance
+    from ..perceptual.weights import find_weights
+
+    try:
+        find_weights("vgg")
+    except FileNotFoundError:
+        device = str(prediction.device)
+        if device not in _FEATURES:
+            from ..networks.segmenter import load_segmenter
+
+            _FEATURES[device] = FeatureDistance(load_segmenter(device=device), DEFAULT_LAYERS)
+        return _FEATURES[device](prediction.float(), target.float()).mean()
+    return lpips(prediction, target, data_range=1.0).mean()
+
+
+def tumour_loss(prediction: torch.Tensor, target: torch.Tensor, perceptual_weight: float = 1.0) -> torch.Tensor:
+    """Laplacian loss plus a perceptual distance between (masked) lesion images ``(B, 1, H, W)`` in [0, 1]."""
+    loss = laplacian_loss(prediction, target)
+    if perceptual_weight:
+        loss = loss + perceptual_weight * _perceptual(prediction, target)
+    return loss
+
+
+def structure_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 reconstruction loss."""
+    return (prediction - target).abs().mean()
+
+
+def inconsistency_loss(score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """MSE between predicted scores and quality labels (both in [0, 1])."""
+    return F.mse_loss(score.reshape(-1), label.reshape(-1).to(score.dtype))

@@ -1,0 +1,182 @@
+"""The K-CROSS score as a function and a MONAI metric.
+
+``kcross(y_pred, y, source=..., mask=None)`` scores synthesized images against their references (and the
+source-modality images they were synthesized from) with a trained :class:`~monai_kcross.networks.KCross`.
+Score in ``[0, 1]``, **higher is better**, trained to agree with the quality labels it was fitted on (for the
+shipped bundle: the task-based labels of :mod:`monai_kcross.data.quality`, not radiologist ratings).
+
+Front end: every channel is scored as a grey image; ``y`` is mapped onto ``[0, 1]`` by the intensity policy
+(``data_range``, default per-volume reference range), ``y_pred`` with the same map, ``source`` by its own
+range. Volumes ``(B, C, H, W, D)`` are scored slice by slice along ``slice_axis`` and averaged over the slices
+whose reference foreground (voxels above 1 % of the range) covers at least ``min_foreground`` of the slice;
+slices are zero-padded to a multiple of 16 (no resizing: the networks are fully convolutional and the
+descriptors are spatial averages). ``mask`` is the **lesion** mask; when absent it is predicted by the
+network's segmenter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.utils import MetricReduction
+
+from ..functional.intensity import DataRange, to_unit_range
+from ..functional.planar import to_slices
+from ..functional.validation import as_plain_tensor, check_image_pair
+from ..networks.kcross import BRANCHES, KCross, KCrossConfig
+from .base import FullReferenceMetric
+
+__all__ = ["DEFAULT_BUNDLE", "KCrossMetric", "kcross", "load_kcross"]
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "kcross_brain_mri"
+_CACHE: dict[tuple[str, str], KCross] = {}
+
+
+def load_kcross(path: str | Path | None = None, device: str | torch.device = "cpu") -> KCross:
+    """A trained K-CROSS network (``eval()`` mode) from a checkpoint file or bundle folder.
+
+    ``path`` defaults to the bundle shipped with the package; a folder means ``<folder>/models/model.pt`` (a
+    bundle) or ``<folder>/model.pt`` (a training run).
+    Checkpoints hold ``{"config": {...}, "state_dict": {...}}`` and load with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
+    path = Path(path) if path is not None else DEFAULT_BUNDLE
+    if path.is_dir() or not path.suffix:
+        bundle_model, plain_model = path / "models" / "model.pt", path / "model.pt"
+        path = plain_model if plain_model.is_file() and not bundle_model.is_file() else bundle_model
+    key = (str(path), str(device))
+    if key not in _CACHE:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"K-CROSS weights {path} not found; train them with `monai-kcross kcross train` or pass network=..."
+            )
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        network = KCross(KCrossConfig.from_dict(checkpoint["config"]))
+        network.load_state_dict(checkpoint["state_dict"])
+        _CACHE[key] = network.to(device).eval()
+    return _CACHE[key]
+
+
+def _network(network: KCross | str | Path | None, device: torch.device) -> KCross:
+    if isinstance(network, KCross):
+        return network.to(device).eval()
+    return load_kcross(network, device)
+
+
+def _slices(volume: torch.Tensor, spatial_dims: int, slice_axis: int) -> torch.Tensor:
+    """``(B, C, *spatial)`` -> ``(B * C * S, 1, P, Q)`` (``S = 1`` for 2-D), ordered by image, channel, slice."""
+    b, c = volume.shape[:2]
+    flat = volume.reshape(b * c, 1, *volume.shape[2:])
+    return flat if spatial_dims == 2 else to_slices(flat, slice_axis)
+
+
+@torch.no_grad()
+def kcross(
+    y_pred: torch.Tensor,
+    y: torch.Tensor,
+    source: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    *,
+    network: KCross | str | Path | None = None,
+    branches: Sequence[str] = BRANCHES,
+    spatial_dims: int | None = None,
+    data_range: DataRange = "reference",
+    slice_axis: int = -1,
+    min_foreground: float = 0.05,
+    batch_size: int = 16,
+    return_branches: bool = False,
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """K-CROSS score ``(B, C)`` in ``[0, 1]`` (higher is better).
+
+    Args:
+        y_pred: synthesized images ``(B, C, H, W[, D])`` (target modality).
+        y: reference images of the same modality, same shape.
+        source: source-modality images, same shape; required when the structure branch is enabled.
+        mask: lesion masks ``(B|1, 1, *spatial)``; predicted by the network's segmenter when ``None``.
+        network: a :class:`KCross`, a checkpoint/bundle path, or ``None`` for the shipped bundle.
+        branches: subset of ``("complex", "structure", "tumour")`` -- the paper's ablations; drop
+            ``"tumour"`` for healthy subjects, ``"structure"`` when no source image exists.
+        spatial_dims: 2 or 3 (inferred when ``None``).
+        data_range: intensity policy for ``y`` and ``y_pred`` (the source always uses its own range).
+        slice_axis: axis cut into slices for volumes.
+        min_foreground: minimum foreground fraction of a slice to be scored (volumes).
+        batch_size: slices per network call.
+        return_branches: also return the single-branch scores.
+
+    Returns:
+        ``(B, C)`` scores, or ``{"kcross", "complex", "structure", "tumour"}`` of ``(B, C)`` tensors (a disabled
+        branch's entry is NaN).
+    """
+    name = "kcross"
+    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
+    branches = tuple(branches)
+    if not branches or any(b not in BRANCHES for b in branches):
+        raise ValueError(f"{name}: branches must be a non-empty subset of {BRANCHES}, got {branches}.")
+    if "structure" in branches and source is None:
+        raise ValueError(f"{name}: the structure branch needs `source` (the source-modality image), or drop it.")
+    if source is not None:
+        source, _, _ = check_image_pair(as_plain_tensor(source), y, spatial_dims, f"{name} (source)")
+    if spatial_dims == 3 and not -3 <= slice_axis <= 2:
+        raise ValueError(f"{name}: slice_axis must index a spatial axis, got {slice_axis}.")
+    batch, channels = y.shape[:2]
+    x_u, y_u = to_unit_range(y_pred, y, data_range, name, torch.float32)
+    pred_s, ref_s = _slices(x_u, spatial_dims, slice_axis), _slices(y_u, spatial_dims, slice_axis)
+    src_s = None
+    if source is not None:
+        s_u = to_unit_range(source, source, "reference", f"{name} (source)", torch.float32)[1]
+        src_s = _slices(s_u, spatial_dims, slice_axis)
+    lesion_s = None
+    if mask is not None:
+        mask = as_plain_tensor(mask)
+        if tuple(mask.shape[2:]) != tuple(y.shape[2:]) or mask.shape[0] not in (1, batch) or mask.shape[1] != 1:
+            raise ValueError(f"{name}: lesion mask of shape {tuple(mask.shape)} does not fit images {tuple(y.shape)}.")
+        lesion = (mask > 0).float().expand(batch, channels, *y.shape[2:])
+        lesion_s = _slices(lesion, spatial_dims, slice_axis)
+    valid = (ref_s > 0.01).flatten(1).float().mean(1) >= (min_foreground if spatial_dims == 3 else 0.0)
+    net = _network(network, y.device)
+    wanted = {"kcross": branches, **({b: (b,) for b in BRANCHES} if return_branches else {})}
+    scores = {key: torch.full((ref_s.shape[0],), float("nan"), device=y.device) for key in wanted}
+    index = torch.nonzero(valid).flatten()
+    for start in range(0, len(index), batch_size):
+        part = index[start : start + batch_size]
+        descriptors = net.descriptors(
+            pred_s[part],
+            ref_s[part],
+            None if src_s is None else src_s[part],
+            None if lesion_s is None else lesion_s[part],
+            branches,
+        )
+        for key, subset in wanted.items():
+            if key in BRANCHES and key not in branches:
+                continue
+            scores[key][part] = net.heads(descriptors, subset)["score"]
+    out = {key: value.view(batch, channels, -1).nanmean(-1) for key, value in scores.items()}
+    return out if return_branches else out["kcross"]
+
+
+class KCrossMetric(FullReferenceMetric):
+    """K-CROSS as a MONAI ``CumulativeIterationMetric`` (higher is better, ``[0, 1]``).
+
+    Call as ``metric(y_pred=synthesized, y=reference, source=source, mask=lesion)``; options as in
+    :func:`kcross` (``network``, ``branches``, ``slice_axis``, ``data_range``, ...).
+    """
+
+    def __init__(
+        self,
+        network: KCross | str | Path | None = None,
+        branches: Sequence[str] = BRANCHES,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(kcross, reduction, get_not_nans, network=network, branches=tuple(branches), **options)
+
+    @classmethod
+    def from_bundle(cls, bundle: str | Path | None = None, **options: Any) -> KCrossMetric:
+        """The metric with the network of a bundle folder (default: the one shipped with the package)."""
+        return cls(network=load_kcross(bundle), **options)

@@ -1,0 +1,283 @@
+"""K-CROSS: complex layers, losses, the network, two-stage training, the metric and its handler."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedEvaluator
+from monai.handlers import from_engine
+
+from monai_kcross.data import synthesize_brain
+from monai_kcross.data.nirps import build_nirps_dataset
+from monai_kcross.handlers import KCrossHandler
+from monai_kcross.losses import frequency_loss, laplacian_loss, mmd_loss, tumour_loss
+from monai_kcross.metrics import KCrossMetric, kcross, load_kcross
+from monai_kcross.networks.complex import (
+    ComplexBatchNorm,
+    ComplexConv,
+    ComplexConvTranspose,
+    ComplexLeakyReLU,
+    ComplexLinear,
+    ComplexReLU,
+    ComplexTanh,
+    ComplexUpsample,
+)
+from monai_kcross.networks.kcross import KCross, KCrossConfig, complex_coherence
+from monai_kcross.training import train_kcross
+
+# ---------------------------------------------------------------------------------------------- complex layers
+
+
+def _randomise_bias(layer):
+    torch.nn.init.normal_(layer.bias_real)
+    torch.nn.init.normal_(layer.bias_imag)
+    return layer
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_complex_convolutions_follow_complex_arithmetic(spatial_dims):
+    torch.manual_seed(0)
+    shape = (2, 3, *([6] * spatial_dims))
+    z = torch.randn(shape, dtype=torch.complex64)
+    conv = _randomise_bias(ComplexConv(spatial_dims, 3, 4, 3))
+    weight = torch.complex(conv.real.weight, conv.imag.weight)
+    bias = torch.complex(conv.bias_real, conv.bias_imag).view(1, -1, *[1] * spatial_dims)
+    reference = (F.conv2d if spatial_dims == 2 else F.conv3d)(z, weight, padding=1) + bias
+    torch.testing.assert_close(conv(z), reference, atol=1e-5, rtol=1e-5)
+    up = _randomise_bias(ComplexConvTranspose(spatial_dims, 3, 2))
+    weight = torch.complex(up.real.weight, up.imag.weight)
+    bias = torch.complex(up.bias_real, up.bias_imag).view(1, -1, *[1] * spatial_dims)
+    transposed = (F.conv_transpose2d if spatial_dims == 2 else F.conv_transpose3d)(z, weight, stride=2) + bias
+    torch.testing.assert_close(up(z), transposed, atol=1e-5, rtol=1e-5)
+
+
+def test_complex_linear_and_partwise_layers():
+    torch.manual_seed(1)
+    z = torch.randn(5, 4, dtype=torch.complex64)
+    linear = _randomise_bias(ComplexLinear(4, 3))
+    weight = torch.complex(linear.real.weight, linear.imag.weight)
+    torch.testing.assert_close(linear(z), z @ weight.T + torch.complex(linear.bias_real, linear.bias_imag))
+    maps = torch.randn(2, 3, 4, 4, dtype=torch.complex64)
+    torch.testing.assert_close(ComplexReLU()(maps), torch.complex(maps.real.relu(), maps.imag.relu()))
+    leaky = torch.complex(F.leaky_relu(maps.real, 0.2), F.leaky_relu(maps.imag, 0.2))
+    torch.testing.assert_close(ComplexLeakyReLU(0.2)(maps), leaky)
+    torch.testing.assert_close(ComplexTanh()(maps), torch.complex(maps.real.tanh(), maps.imag.tanh()))
+    assert ComplexUpsample(2)(maps).shape == (2, 3, 8, 8)
+    normed = ComplexBatchNorm(2, 3).train()(maps)
+    torch.testing.assert_close(normed.real.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normed.imag.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="expect complex tensors"):
+        ComplexReLU()(maps.real)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+def test_frequency_loss_zero_at_identity_positive_otherwise():
+    a = torch.randn(2, 3, 8, 8, dtype=torch.complex64, requires_grad=True)
+    b = a.detach() * torch.polar(torch.ones(1), torch.tensor([0.3]))  # a phase shift only
+    assert float(frequency_loss(a.detach(), a.detach())) == 0
+    loss = frequency_loss([a, a], [b, b])
+    assert float(loss) > 0
+    loss.backward()
+    assert a.grad is not None and float(a.grad.abs().sum()) > 0
+    plain = frequency_loss(a.detach(), b, alpha=0.0)
+    assert float(plain) == pytest.approx(float((a.detach() - b).abs().square().mean()), rel=1e-6)
+
+
+def test_mmd_matches_a_direct_numpy_computation():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 4)), rng.normal(1.0, 1.0, size=(5, 4))
+    bandwidths, weights = [0.5, 1.0, 2.0], [0.2, 0.3, 0.5]
+
+    def kernel(a, b):
+        d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(w * np.exp(-d / (2 * s**2)) for s, w in zip(bandwidths, weights))
+
+    expected = kernel(x, x).mean() + kernel(y, y).mean() - 2 * kernel(x, y).mean()
+    ours = mmd_loss(torch.from_numpy(x), torch.from_numpy(y), bandwidths, weights)
+    assert float(ours) == pytest.approx(expected, rel=1e-10)
+    assert float(mmd_loss(torch.from_numpy(x), torch.from_numpy(x))) == pytest.approx(0.0, abs=1e-12)
+    assert float(mmd_loss(torch.from_numpy(x), torch.from_numpy(y))) > 0
+
+
+def test_laplacian_and_tumour_losses():
+    image = torch.rand(2, 1, 32, 32)
+    assert float(laplacian_loss(image, image)) == 0
+    assert float(laplacian_loss(image, image + 0.1 * torch.rand_like(image))) > 0
+    assert float(laplacian_loss(image, image + 0.5)) == pytest.approx(0.0, abs=1e-6)  # offsets: no high frequency
+    moved = image.clone().requires_grad_(True)
+    loss = tumour_loss(moved * 0.8, image)
+    loss.backward()
+    assert float(loss) > 0 and moved.grad is not None
+    assert float(tumour_loss(image, image)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_complex_coherence():
+    a = torch.randn(2, 4, 6, 6, dtype=torch.complex64)
+    torch.testing.assert_close(complex_coherence(a, a).real, torch.ones(2, 4), atol=1e-5, rtol=0)
+    shifted = complex_coherence(a, a * torch.polar(torch.ones(1), torch.tensor([0.5])))
+    torch.testing.assert_close(shifted.abs(), torch.ones(2, 4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.angle(shifted), torch.full((2, 4), -0.5), atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------- network
+
+
+def _slices(n: int = 4, seed: int = 3):
+    cases = [synthesize_brain(seed=seed + i, contrasts=("t1", "t2")) for i in range(n)]
+
+    def unit(x):
+        x = x.as_tensor()
+        return (x - x.amin()) / (x.amax() - x.amin())
+
+    return (
+        torch.stack([unit(c["t1"]) for c in cases]),
+        torch.stack([unit(c["t2"]) for c in cases]),
+        torch.stack([(c["label"].as_tensor() > 0).float() for c in cases]),
+    )
+
+
+def test_stage1_losses_decrease_in_a_few_iterations():
+    torch.manual_seed(0)
+    source, target, lesion = _slices()
+    network = KCross(KCrossConfig.small())
+    optimiser = torch.optim.Adam([p for m in network.encoders() for p in m.parameters()], lr=2e-3)
+    history = []
+    for _ in range(8):
+        losses = network.stage1_losses(source, target, lesion)
+        optimiser.zero_grad()
+        losses["total"].backward()
+        optimiser.step()
+        history.append({k: float(v) for k, v in losses.items()})
+    assert history[-1]["total"] < history[0]["total"]
+    assert history[-1]["structure"] < history[0]["structure"]
+    assert all(np.isfinite(list(h.values())).all() for h in history)
+
+
+def test_network_scores_and_ablations():
+    torch.manual_seed(0)
+    source, target, lesion = _slices(2)
+    network = KCross(KCrossConfig.small()).eval()
+    with torch.no_grad():
+        full = network(target * 0.9, target, source, lesion)
+        assert full["score"].shape == (2,) and torch.all((full["score"] > 0) & (full["score"] < 1))
+        for branches in (("complex",), ("structure",), ("tumour",), ("complex", "tumour")):
+            assert network(target * 0.9, target, source, lesion, branches)["score"].shape == (2,)
+        healthy = network(target * 0.9, target, source, torch.zeros_like(lesion))
+        descriptors = network.descriptors(target * 0.9, target, source, torch.zeros_like(lesion))
+        assert torch.all(descriptors["tumour"] == 1)  # no lesion: neutral tumour descriptor
+        assert healthy["score"].shape == (2,)
+    with pytest.raises(ValueError, match="needs the source image"):
+        network(target, target, None, lesion)
+    with pytest.raises(ValueError, match="branches must be"):
+        network(target, target, source, lesion, ("kspace",))
+
+
+# ---------------------------------------------------------------------------------------------- training + metric
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny NIRPS-style set and a K-CROSS trained on it for a few epochs (minutes on CPU -> seconds here)."""
+    root = tmp_path_factory.mktemp("kcross")
+    datalist = build_nirps_dataset(
+        root / "nirps",
+        pairs=(("t1", "t2"),),
+        architectures=("unet",),
+        held_out=(),
+        n_train_subjects=3,
+        train_slices=1,
+        n_eval_subjects=5,
+        epochs=3,
+        shape=(64, 80),
+        progress=False,
+    )
+    summary = train_kcross(
+        datalist, root / "run", stage1_epochs=3, stage2_epochs=40, batch_size=4, patience=100, progress=False
+    )
+    return datalist, root / "run", summary
+
+
+def test_two_stage_training_learns(trained):
+    _, run, summary = trained
+    stage1, stage2 = summary["stage1"], summary["stage2"]
+    assert len(stage1["loss"]) == 3 and stage1["loss"][-1] < stage1["loss"][0]
+    assert stage2["loss"][-1] < stage2["loss"][0]
+    assert (run / "model.pt").is_file() and (run / "training_summary.json").is_file()
+    assert json.loads((run / "training_summary.json").read_text())["seed"] == 0
+    assert list((run / "stage1").glob("stage1_checkpoint_epoch=*.pt"))
+
+
+def test_training_is_deterministic(trained, tmp_path):
+    datalist, _, summary = trained
+    again = train_kcross(
+        datalist, tmp_path / "again", stage1_epochs=3, stage2_epochs=40, batch_size=4, patience=100, progress=False
+    )
+    assert again["stage1"]["loss"] == pytest.approx(summary["stage1"]["loss"], rel=1e-5)
+    assert again["stage2"]["loss"][-1] == pytest.approx(summary["stage2"]["loss"][-1], rel=1e-4)
+
+
+def test_metric_on_slices_and_volumes(trained):
+    _, run, _ = trained
+    network = load_kcross(run)
+    source, target, lesion = _slices(2, seed=40)
+    score = kcross(target * 0.8, target, source, lesion, network=network)
+    assert score.shape == (2, 1) and torch.all((score >= 0) & (score <= 1))
+    again = kcross(target * 0.8, target, source, lesion, network=network)
+    torch.testing.assert_close(score, again)
+    parts = kcross(target * 0.8, target, source, lesion, network=network, return_branches=True)
+    assert set(parts) == {"kcross", "complex", "structure", "tumour"}
+    torch.testing.assert_close(parts["kcross"], score)
+    no_structure = kcross(target, target, None, lesion, network=network, branches=("complex", "tumour"))
+    assert no_structure.shape == (2, 1)
+    volume = synthesize_brain(seed=41, spatial_dims=3, shape=(64, 80, 24), contrasts=("t1", "t2"))
+    t2, t1 = volume["t2"][None], volume["t1"][None]
+    value = kcross(t2 * 1.1, t2, t1, network=network, batch_size=8)
+    assert value.shape == (1, 1) and 0 <= float(value) <= 1
+    metric = KCrossMetric(network=network)
+    metric(target * 0.8, target, source=source, mask=lesion)
+    metric([target[0]], [target[0]], source=[source[0]])
+    assert metric.aggregate().shape == (1,) and metric.get_buffer().shape == (3, 1)
+
+
+def test_metric_rejects_bad_input(trained):
+    _, run, _ = trained
+    network = load_kcross(run)
+    source, target, lesion = _slices(1, seed=50)
+    with pytest.raises(ValueError, match="structure branch needs `source`"):
+        kcross(target, target, network=network)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        kcross(target, target, source[..., :-1], network=network)
+    broken = target.clone()
+    broken[0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="contains NaN"):
+        kcross(broken, target, source, network=network)
+    with pytest.raises(ValueError, match="lesion mask of shape"):
+        kcross(target, target, source, lesion[..., :-2], network=network)
+    with pytest.raises(FileNotFoundError, match=r"K-CROSS weights .* not found"):
+        load_kcross(run / "missing")
+
+
+def test_handler_reads_source_from_the_batch(trained):
+    _, run, _ = trained
+    source, target, _ = _slices(2, seed=60)
+    items = [{"image": s, "label": t, "source": s} for s, t in zip(source, target)]
+    loader = DataLoader(Dataset(items), batch_size=2)
+    handler = KCrossHandler(output_transform=from_engine(["pred", "label"]), network=load_kcross(run))
+
+    class Halve(torch.nn.Module):
+        def forward(self, x):
+            return 0.5 * x
+
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"), val_data_loader=loader, network=Halve(), key_val_metric={"kcross": handler}
+    )
+    evaluator.run()
+    expected = kcross(0.5 * source, target, source, network=load_kcross(run)).mean()
+    assert evaluator.state.metrics["kcross"] == pytest.approx(float(expected), abs=1e-5)
