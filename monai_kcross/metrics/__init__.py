@@ -17,25 +17,44 @@ from .full_reference import (
     RMSEMetric,
     SSIMMetric,
 )
-from .kcross import KCrossMetric, kcross, load_kcross
+from .kcross import KCrossMetric, KCrossScorer, kcross, load_kcross
+from .set_level import (
+    DiversityMetric,
+    FIDMetric,
+    KIDMetric,
+    MemorisationMetric,
+    MMDMetric,
+    PRDCMetric,
+    SetLevelMetric,
+    SetLevelResult,
+)
 
 __all__ = [
     "DISTSMetric",
     "DeepIQAMetric",
+    "DiversityMetric",
+    "FIDMetric",
     "FeatureDistanceMetric",
     "FullReferenceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
     "KCrossMetric",
+    "KCrossScorer",
+    "KIDMetric",
     "LPIPSMetric",
     "MAEMetric",
+    "MMDMetric",
     "MSEMetric",
+    "MemorisationMetric",
     "MultiScaleGMSDMetric",
     "MultiScaleSSIMMetric",
     "NLPDMetric",
+    "PRDCMetric",
     "PSNRMetric",
     "RMSEMetric",
     "SSIMMetric",
+    "SetLevelMetric",
+    "SetLevelResult",
     "kcross",
     "load_kcross",
 ]

@@ -29,7 +29,7 @@ from ..functional.validation import as_plain_tensor, check_image_pair
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
 from .base import FullReferenceMetric
 
-__all__ = ["DEFAULT_BUNDLE", "KCrossMetric", "kcross", "load_kcross"]
+__all__ = ["DEFAULT_BUNDLE", "KCrossMetric", "KCrossScorer", "kcross", "load_kcross"]
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "kcross_brain_mri"
 _CACHE: dict[tuple[str, str], KCross] = {}
@@ -63,9 +63,10 @@ def load_kcross(path: str | Path | None = None, device: str | torch.device = "cp
 
 
 def _network(network: KCross | str | Path | None, device: torch.device) -> KCross:
+    # always eval(): a workflow's train()/eval() switching of a wrapping module must not leak into the scores
     if isinstance(network, KCross):
         return network.to(device).eval()
-    return load_kcross(network, device)
+    return load_kcross(network, device).eval()
 
 
 def _slices(volume: torch.Tensor, spatial_dims: int, slice_axis: int) -> torch.Tensor:
@@ -180,3 +181,38 @@ class KCrossMetric(FullReferenceMetric):
     def from_bundle(cls, bundle: str | Path | None = None, **options: Any) -> KCrossMetric:
         """The metric with the network of a bundle folder (default: the one shipped with the package)."""
         return cls(network=load_kcross(bundle), **options)
+
+
+class KCrossScorer(torch.nn.Module):
+    """K-CROSS as a single-input network, the form MONAI bundles and ``SupervisedEvaluator`` expect.
+
+    Input ``(B, 3 | 4, H, W[, D])``: channels synthesized, reference, source[, lesion mask] (e.g. built with
+    ``ConcatItemsd``); output the score ``(B, 1)`` in ``[0, 1]`` (higher is better). The front end is
+    :func:`kcross`'s (intensity policy, slices of volumes, predicted lesion mask when no fourth channel).
+
+    Args:
+        network: a :class:`KCross`, a checkpoint/bundle path, or ``None`` for the shipped bundle.
+        options: further :func:`kcross` options (``branches``, ``slice_axis``, ``data_range``, ...).
+    """
+
+    def __init__(self, network: KCross | str | Path | None = None, **options: Any) -> None:
+        super().__init__()
+        self.network = network if isinstance(network, KCross) else load_kcross(network)
+        self.options = options
+        self.eval()
+
+    def train(self, mode: bool = True) -> KCrossScorer:
+        """The score network never trains: it stays in ``eval()`` whatever mode the wrapper is put in."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_plain_tensor(x)
+        if x.ndim not in (4, 5) or x.shape[1] not in (3, 4):
+            raise ValueError(
+                "KCrossScorer expects (B, 3|4, H, W[, D]) -- synthesized, reference, source[, lesion] channels -- "
+                f"got shape {tuple(x.shape)}."
+            )
+        mask = x[:, 3:4] if x.shape[1] == 4 else None
+        return kcross(x[:, 0:1], x[:, 1:2], x[:, 2:3], mask, network=self.network, **self.options)

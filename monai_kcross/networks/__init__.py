@@ -1,5 +1,17 @@
-"""Networks of the package: the tissue-and-lesion segmenter (and, later, the K-CROSS model)."""
+"""Networks of the package: the K-CROSS model (complex k-space U-Net, structure and tumour encoders, score
+heads), its complex-valued layers, and the tissue-and-lesion segmenter."""
 
+from .kcross import BRANCHES, KCross, KCrossConfig
 from .segmenter import CLASSES, build_segmenter, load_segmenter, rank_normalize, segment, train_segmenter
 
-__all__ = ["CLASSES", "build_segmenter", "load_segmenter", "rank_normalize", "segment", "train_segmenter"]
+__all__ = [
+    "BRANCHES",
+    "CLASSES",
+    "KCross",
+    "KCrossConfig",
+    "build_segmenter",
+    "load_segmenter",
+    "rank_normalize",
+    "segment",
+    "train_segmenter",
+]

@@ -10,9 +10,10 @@ paper is silent the choices below are ours and documented):
   ``sum(F_ref conj(F_syn)) / sqrt(sum|F_ref|^2 sum|F_syn|^2)`` (1 for identical features; its phase carries
   k-space shifts), giving a complex descriptor (512 values with the paper-size encoder).
 * **Structure branch** -- one real encoder/decoder shared by source and target modality, trained to reconstruct
-  both (L1) while an MMD loss pulls their encodings together. For scoring, the deepest features of the
-  synthesized image are compared with those of the source and of the reference (per-channel structure term
-  ``(2 cov + c) / (var + var + c)``).
+  both (L1) while an MMD loss pulls their encodings together. For scoring, the features of the synthesized
+  image are compared with those of the source and of the reference (per-channel structure term
+  ``(2 cov + c) / (var + var + c)``) at the ``structure_levels`` deepest encoder levels (the paper: the deepest
+  only; the shipped small configuration: all four, which keeps fine anatomy in the descriptor).
 * **Tumour branch** -- a lesion mask (given, or predicted by a pluggable segmenter: by default the package's
   MRI segmenter on the reference and on the synthesized slice, union) selects the lesion; an encoder/decoder
   for the target modality, trained to reconstruct lesion regions (Laplacian + perceptual loss), encodes the
@@ -64,6 +65,7 @@ class KCrossConfig:
     structure_channels: tuple[int, ...] = (32, 64, 128, 128)
     tumour_channels: tuple[int, ...] = (32, 64, 128, 128)
     hidden: int = 256
+    structure_levels: int = 1
     min_lesion: int = 10
     source_contrast: str = "t1"
     target_contrast: str = "t2"
@@ -71,20 +73,21 @@ class KCrossConfig:
 
     @classmethod
     def small(cls, **kwargs: Any) -> KCrossConfig:
-        return cls(
-            complex_channels=(16, 16, 32, 64),
-            structure_channels=(16, 32, 64, 64),
-            tumour_channels=(16, 32, 64, 64),
-            hidden=128,
-            **kwargs,
-        )
+        sizes: dict[str, Any] = {
+            "complex_channels": (16, 16, 32, 64),
+            "structure_channels": (16, 32, 64, 64),
+            "tumour_channels": (16, 32, 64, 64),
+            "hidden": 128,
+            "structure_levels": 4,
+        }
+        return cls(**{**sizes, **kwargs})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KCrossConfig:
-        fields = dict(data)
+        fields = dict(data)  # checkpoints written before a field existed get its default
         for key in ("complex_channels", "structure_channels", "tumour_channels"):
             fields[key] = tuple(fields[key])
         return cls(**fields)
@@ -240,7 +243,12 @@ class KCross(nn.Module):
         self.structure_net = _RealUNet(cfg.structure_channels)
         self.tumour_net = _RealUNet(cfg.tumour_channels)
         complex_dim = sum(cfg.complex_channels)
-        natural_dim = 2 * cfg.structure_channels[-1] + 2 * cfg.tumour_channels[-1]
+        if not 1 <= cfg.structure_levels <= len(cfg.structure_channels):
+            raise ValueError(
+                f"structure_levels must be in [1, {len(cfg.structure_channels)}], got {cfg.structure_levels}."
+            )
+        structure_dim = 2 * sum(cfg.structure_channels[-cfg.structure_levels :])
+        natural_dim = structure_dim + 2 * cfg.tumour_channels[-1]
         self.complex_head = nn.Sequential(
             ComplexLinear(complex_dim, cfg.hidden), ComplexReLU(), ComplexLinear(cfg.hidden, 1)
         )
@@ -307,16 +315,18 @@ class KCross(nn.Module):
             out["complex"] = torch.cat([complex_coherence(f[:batch], f[batch:]) for f in features], 1)
         else:
             out["complex"] = torch.ones(batch, sum(cfg.complex_channels), dtype=torch.complex64, device=device)
-        c_s = cfg.structure_channels[-1]
+        levels = cfg.structure_levels
         if "structure" in branches:
             if source is None:
                 raise ValueError("the structure branch needs the source image (pass source=..., or drop the branch).")
             stack = torch.cat([synthesized, pad_to_multiple(source), reference])
-            deepest = self.structure_net.encode(stack)[-1]
-            syn, src, ref = deepest.split(batch)
-            out["structure"] = torch.cat([_weighted_stats(syn, src, None)[1], _weighted_stats(syn, ref, None)[1]], 1)
+            terms = []
+            for features in self.structure_net.encode(stack)[-levels:]:
+                syn, src, ref = features.split(batch)
+                terms += [_weighted_stats(syn, src, None)[1], _weighted_stats(syn, ref, None)[1]]
+            out["structure"] = torch.cat(terms, 1)
         else:
-            out["structure"] = torch.ones(batch, 2 * c_s, device=device)
+            out["structure"] = torch.ones(batch, 2 * sum(cfg.structure_channels[-levels:]), device=device)
         c_t = cfg.tumour_channels[-1]
         tumour = torch.ones(batch, 2 * c_t, device=device)
         if "tumour" in branches:

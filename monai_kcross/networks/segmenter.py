@@ -7,8 +7,9 @@ gamma, window. Output: logits over :data:`CLASSES` (background, CSF, GM, WM, les
 
 It serves two purposes: the task-based quality labels of the simulated NIRPS-style dataset
 (:mod:`monai_kcross.data.quality`) and the lesion mask of K-CROSS's tumour branch. Weights ship with the
-package (``weights/segmenter_2d.pt``, built by :func:`train_segmenter`, ``python -m
-monai_kcross.networks.segmenter --out ...``) and load with ``torch.load(weights_only=True)``.
+package inside the K-CROSS bundle (``bundles/kcross_brain_mri/models/segmenter.pt``, built by
+:func:`train_segmenter`, ``python -m monai_kcross.networks.segmenter --out ...``) and load with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 CLASSES = ("background", "csf", "gm", "wm", "lesion")
-SEGMENTER_WEIGHTS = Path(__file__).resolve().parent / "weights" / "segmenter_2d.pt"
+SEGMENTER_WEIGHTS = Path(__file__).resolve().parents[1] / "bundles" / "kcross_brain_mri" / "models" / "segmenter.pt"
 _FEATURES = (16, 16, 32, 64, 128, 16)
 
 

@@ -1,0 +1,281 @@
+"""Set-level metrics of generated image sets as MONAI metrics: FID, KID, MMD, PRDC, diversity, memorisation.
+
+Call ``metric(y_pred=generated, y=real)`` batch by batch (either may be omitted in a call; lists of
+channel-first images are stacked); features are extracted at once by the metric's
+:class:`~monai_kcross.features.FeatureExtractor` (``extractor=None``: the inputs already are features
+``(N, F)``) and kept in MONAI ``Cumulative`` buffers, which gather across processes under ``torch.distributed``.
+``aggregate()`` returns a :class:`SetLevelResult` holding the values *and the extractor's identity*, so results
+from different extractors are never mixed up silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from monai.metrics import Cumulative
+from monai.metrics.metric import Metric
+
+from ..features import FeatureExtractor, KCrossFeatures, extract_features
+from ..functional.set_level import fid, kid, memorisation, mmd, pairwise_diversity, prdc
+from ..functional.validation import as_plain_tensor
+
+__all__ = [
+    "DiversityMetric",
+    "FIDMetric",
+    "KIDMetric",
+    "MMDMetric",
+    "MemorisationMetric",
+    "PRDCMetric",
+    "SetLevelMetric",
+    "SetLevelResult",
+]
+
+
+@dataclass
+class SetLevelResult:
+    """Values of a set-level metric with what they were computed from.
+
+    Attributes:
+        values: ``{name: value}`` (e.g. ``{"fid": 12.3}``; PRDC has four entries).
+        extractor: identity of the feature extractor (``"features"`` when features were given directly).
+        n_generated, n_real: set sizes.
+        details: extra per-sample outputs (e.g. memorisation ratios).
+    """
+
+    values: dict[str, float]
+    extractor: str
+    n_generated: int
+    n_real: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> float:
+        return self.values[key]
+
+    @property
+    def value(self) -> float:
+        """The first (primary) value."""
+        return next(iter(self.values.values()))
+
+    def comparable_with(self, other: SetLevelResult) -> bool:
+        """Whether two results come from the same feature extractor."""
+        return self.extractor == other.extractor
+
+
+def _stack(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    if isinstance(images, (list, tuple)):
+        return torch.stack([as_plain_tensor(i) for i in images])
+    return as_plain_tensor(images)
+
+
+class SetLevelMetric(Metric):
+    """Base class: feature buffers for generated (``y_pred``) and real (``y``) images and ``aggregate()``.
+
+    Args:
+        extractor: a :class:`~monai_kcross.features.FeatureExtractor`; ``"kcross"`` (default) builds
+            :class:`~monai_kcross.features.KCrossFeatures` from the shipped bundle on first use; ``None`` means
+            the inputs are already features ``(N, F)``.
+        batch_size: images per extractor call.
+    """
+
+    def __init__(self, extractor: FeatureExtractor | str | None = "kcross", batch_size: int = 32) -> None:
+        super().__init__()
+        if isinstance(extractor, str) and extractor != "kcross":
+            raise ValueError(f"extractor must be a FeatureExtractor, 'kcross' or None, got {extractor!r}.")
+        self._extractor = extractor
+        self.batch_size = batch_size
+        self._buffers: dict[str, Cumulative] = {}
+        self.reset()
+
+    @property
+    def extractor(self) -> FeatureExtractor | None:
+        if self._extractor == "kcross":
+            self._extractor = KCrossFeatures()
+        return self._extractor  # type: ignore[return-value]
+
+    @property
+    def identity(self) -> str:
+        return "features" if self.extractor is None else self.extractor.identity
+
+    def reset(self) -> None:
+        self._buffers = {"generated": Cumulative(), "real": Cumulative()}
+
+    def _features(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        x = _stack(images)
+        if self.extractor is None:
+            if x.ndim != 2:
+                raise ValueError(
+                    f"{type(self).__name__}: without an extractor inputs must be features (N, F), got {tuple(x.shape)}."
+                )
+            return x
+        return extract_features(self.extractor, x, self.batch_size)
+
+    def _add(self, key: str, images: torch.Tensor | Sequence[torch.Tensor] | None) -> None:
+        if images is not None:
+            self._buffers[key].extend(self._features(images).detach())
+
+    def __call__(self, y_pred: Any = None, y: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
+        """Add generated (``y_pred``) and/or real (``y``) images of one iteration."""
+        self._add("generated", y_pred)
+        self._add("real", y)
+
+    def get_features(self, key: str) -> torch.Tensor:
+        """All features of ``"generated"`` or ``"real"`` images so far (gathered across processes)."""
+        buffer = self._buffers[key].get_buffer()
+        if buffer is None or (isinstance(buffer, list) and not buffer):
+            raise ValueError(f"{type(self).__name__}: no {key} images were added before aggregate().")
+        return buffer
+
+    def _compute(self, generated: torch.Tensor, real: torch.Tensor) -> tuple[dict[str, float], dict[str, Any]]:
+        raise NotImplementedError
+
+    def aggregate(self) -> SetLevelResult:  # type: ignore[override]
+        generated, real = self.get_features("generated"), self.get_features("real")
+        values, details = self._compute(generated, real)
+        return SetLevelResult(values, self.identity, len(generated), len(real), details)
+
+
+class FIDMetric(SetLevelMetric):
+    """Fréchet distance (:func:`~monai_kcross.functional.set_level.fid`), lower is better."""
+
+    def _compute(self, generated, real):
+        return {"fid": float(fid(real, generated))}, {}
+
+
+class KIDMetric(SetLevelMetric):
+    """Kernel inception distance (:func:`~monai_kcross.functional.set_level.kid`): mean and std over subsets."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor | str | None = "kcross",
+        subsets: int = 100,
+        subset_size: int = 1000,
+        degree: int = 3,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(extractor, batch_size)
+        self.options = {"subsets": subsets, "subset_size": subset_size, "degree": degree, "seed": seed}
+
+    def _compute(self, generated, real):
+        mean, std = kid(real, generated, **self.options)
+        return {"kid_mean": float(mean), "kid_std": float(std)}, {}
+
+
+class MMDMetric(SetLevelMetric):
+    """Squared MMD between the sets (:func:`~monai_kcross.functional.set_level.mmd`), lower is better."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor | str | None = "kcross",
+        kernel: str = "gaussian",
+        bandwidth: float | None = None,
+        unbiased: bool = True,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(extractor, batch_size)
+        self.options = {"kernel": kernel, "bandwidth": bandwidth, "unbiased": unbiased}
+
+    def _compute(self, generated, real):
+        return {"mmd": float(mmd(real, generated, **self.options))}, {}
+
+
+class PRDCMetric(SetLevelMetric):
+    """Precision, recall, density, coverage (:func:`~monai_kcross.functional.set_level.prdc`)."""
+
+    def __init__(self, extractor: FeatureExtractor | str | None = "kcross", k: int = 5, batch_size: int = 32) -> None:
+        super().__init__(extractor, batch_size)
+        self.k = k
+
+    def _compute(self, generated, real):
+        return {name: float(value) for name, value in prdc(real, generated, self.k).items()}, {}
+
+
+class DiversityMetric(SetLevelMetric):
+    """Diversity within the generated set (real images, if given, get the same score for comparison).
+
+    Args:
+        mode: ``"feature"`` -- mean pairwise feature distance (higher = more diverse); ``"ms_ssim"`` -- mean
+            pairwise MS-SSIM of the images themselves (higher = *less* diverse; images are kept in memory).
+        max_pairs: random subset of pairs for large sets.
+        ms_ssim_options: options of :func:`~monai_kcross.functional.ms_ssim` (e.g. ``weights`` for small images).
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor | str | None = "kcross",
+        mode: str = "feature",
+        max_pairs: int | None = 20000,
+        batch_size: int = 32,
+        **ms_ssim_options: Any,
+    ) -> None:
+        if mode not in ("feature", "ms_ssim"):
+            raise ValueError(f"mode must be 'feature' or 'ms_ssim', got {mode!r}.")
+        super().__init__(None if mode == "ms_ssim" else extractor, batch_size)
+        self.mode, self.max_pairs = mode, max_pairs
+        self.ms_ssim_options = {"data_range": "reference", **ms_ssim_options}
+
+    @property
+    def identity(self) -> str:
+        return "images:ms_ssim" if self.mode == "ms_ssim" else super().identity
+
+    def _features(self, images):
+        return _stack(images).float() if self.mode == "ms_ssim" else super()._features(images)
+
+    def _score(self, samples: torch.Tensor) -> float:
+        if self.mode == "feature":
+            return float(pairwise_diversity(samples, max_pairs=self.max_pairs))
+        from ..functional import ms_ssim
+
+        def similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return ms_ssim(a, b, **self.ms_ssim_options).mean(1)
+
+        return float(pairwise_diversity(samples, similarity, max_pairs=self.max_pairs))
+
+    def aggregate(self) -> SetLevelResult:  # type: ignore[override]
+        generated = self.get_features("generated")
+        key = "diversity" if self.mode == "feature" else "mean_pairwise_ms_ssim"
+        values = {key: self._score(generated)}
+        real = self._buffers["real"].get_buffer()
+        n_real = 0
+        if isinstance(real, torch.Tensor) and len(real) >= 2:
+            values[f"{key}_real"] = self._score(real)
+            n_real = len(real)
+        return SetLevelResult(values, self.identity, len(generated), n_real)
+
+
+class MemorisationMetric(SetLevelMetric):
+    """Near-copies of training images among generated ones (:func:`~monai_kcross.functional.set_level.memorisation`).
+
+    Call with ``y_pred=generated``, ``y=training images`` and optionally ``held_out=`` real images the generator
+    never saw (better calibration). ``aggregate().values``: ``near_copy_fraction``, ``threshold``,
+    ``median_ratio``; ``details``: per-sample ``ratio`` and ``near_copy``.
+    """
+
+    def __init__(
+        self, extractor: FeatureExtractor | str | None = "kcross", quantile: float = 0.01, batch_size: int = 32
+    ) -> None:
+        super().__init__(extractor, batch_size)
+        self.quantile = quantile
+
+    def reset(self) -> None:
+        super().reset()
+        self._buffers["held_out"] = Cumulative()
+
+    def __call__(self, y_pred: Any = None, y: Any = None, held_out: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
+        super().__call__(y_pred, y)
+        self._add("held_out", held_out)
+
+    def _compute(self, generated, real):
+        held_out = self._buffers["held_out"].get_buffer()
+        held_out = held_out if isinstance(held_out, torch.Tensor) and len(held_out) else None
+        result = memorisation(generated, real, held_out, self.quantile)
+        values = {
+            "near_copy_fraction": result.fraction,
+            "threshold": result.threshold,
+            "median_ratio": float(result.ratio.median()),
+        }
+        details = {"ratio": result.ratio, "near_copy": result.near_copy, "calibration": result.calibration}
+        return values, details

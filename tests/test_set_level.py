@@ -1,0 +1,250 @@
+"""Set-level metrics and feature extractors: FID/KID/MMD/PRDC/diversity/memorisation against direct references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedEvaluator
+from monai.handlers import from_engine
+from monai.metrics.fid import get_fid_score
+from monai.networks.nets import resnet10
+
+from monai_kcross.data import synthesize_brain
+from monai_kcross.features import KCrossFeatures, NetworkFeatures, SliceFeatures, TorchScriptFeatures
+from monai_kcross.functional.set_level import fid, kid, memorisation, mmd, pairwise_diversity, prdc
+from monai_kcross.handlers import SetLevelHandler
+from monai_kcross.metrics import (
+    DiversityMetric,
+    FIDMetric,
+    KIDMetric,
+    MemorisationMetric,
+    MMDMetric,
+    PRDCMetric,
+)
+from monai_kcross.transforms import Memorise
+
+
+def _sets(n: int = 120, m: int = 90, f: int = 8, shift: float = 0.4, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    real = torch.randn(n, f, generator=generator, dtype=torch.float64)
+    generated = 1.3 * torch.randn(m, f, generator=generator, dtype=torch.float64) + shift
+    return real, generated
+
+
+# ---------------------------------------------------------------------------------------------- functional
+
+
+def test_fid_matches_monai_and_scipy():
+    real, generated = _sets()
+    ours = float(fid(real, generated))
+    assert ours == pytest.approx(float(get_fid_score(generated, real)), rel=1e-4)
+    r, g = real.numpy(), generated.numpy()
+    s_r, s_g = np.cov(r, rowvar=False), np.cov(g, rowvar=False)
+    root = scipy.linalg.sqrtm(s_r @ s_g).real
+    direct = np.sum((r.mean(0) - g.mean(0)) ** 2) + np.trace(s_r + s_g - 2 * root)
+    assert ours == pytest.approx(direct, rel=1e-4)
+    assert float(fid(real, real)) == pytest.approx(0.0, abs=1e-8)
+
+
+def _unbiased_mmd2(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
+    n, m = len(k_xx), len(k_yy)
+    xx = sum(k_xx[i, j] for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k_yy[i, j] for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    return xx + yy - 2 * k_xy.mean()
+
+
+def test_kid_and_mmd_match_direct_computation():
+    real, generated = _sets(60, 60, 5)
+    r, g = real.numpy(), generated.numpy()
+    poly = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
+    # one subset holding every sample: KID is the unbiased polynomial MMD² of the whole sets
+    mean, std = kid(real, generated, subsets=1, subset_size=60)
+    assert float(mean) == pytest.approx(_unbiased_mmd2(poly(r, r), poly(g, g), poly(r, g)), rel=1e-8)
+    assert float(std) == 0
+    mean, std = kid(real, generated, subsets=20, subset_size=30)
+    assert float(std) > 0 and float(mean) > 0
+    twin = torch.randn(60, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    same_distribution = float(kid(real, twin, subsets=20, subset_size=30)[0])
+    assert abs(same_distribution) < 0.2 * float(mean)
+    gauss = lambda a, b, h: np.exp(-scipy.spatial.distance.cdist(a, b, "sqeuclidean") / (2 * h * h))  # noqa: E731
+    expected = _unbiased_mmd2(gauss(r, r, 1.5), gauss(g, g, 1.5), gauss(r, g, 1.5))
+    assert float(mmd(real, generated, bandwidth=1.5)) == pytest.approx(expected, rel=1e-8)
+    pooled = np.concatenate([r, g])
+    median = np.median(scipy.spatial.distance.pdist(pooled))
+    expected = _unbiased_mmd2(gauss(r, r, median), gauss(g, g, median), gauss(r, g, median))
+    assert float(mmd(real, generated)) == pytest.approx(expected, rel=1e-8)
+    biased = gauss(r, r, 1.5).mean() + gauss(g, g, 1.5).mean() - 2 * gauss(r, g, 1.5).mean()
+    assert float(mmd(real, generated, bandwidth=1.5, unbiased=False)) == pytest.approx(biased, rel=1e-8)
+    with pytest.raises(ValueError, match="kernel must be"):
+        mmd(real, generated, kernel="laplace")
+
+
+def _brute_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
+    def kth(x: np.ndarray, i: int) -> float:
+        return sorted(np.linalg.norm(x - x[i], axis=1))[k]  # index 0 is the sample itself
+
+    r_radius = [kth(real, i) for i in range(len(real))]
+    f_radius = [kth(fake, j) for j in range(len(fake))]
+    dist = lambda a, b: float(np.linalg.norm(a - b))  # noqa: E731
+    precision = np.mean([any(dist(y, x) <= r for x, r in zip(real, r_radius)) for y in fake])
+    recall = np.mean([any(dist(x, y) <= g for y, g in zip(fake, f_radius)) for x in real])
+    density = sum(dist(y, x) <= r for y in fake for x, r in zip(real, r_radius)) / (k * len(fake))
+    coverage = np.mean([min(dist(x, y) for y in fake) <= r for x, r in zip(real, r_radius)])
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
+def test_prdc_matches_brute_force_and_known_cases():
+    real, generated = _sets(40, 30, 3, shift=0.8)
+    ours = prdc(real, generated, k=4)
+    expected = _brute_prdc(real.numpy(), generated.numpy(), 4)
+    for key, value in expected.items():
+        assert float(ours[key]) == pytest.approx(value, abs=1e-12), key
+    same = prdc(real, real, k=4)
+    assert float(same["precision"]) == float(same["recall"]) == float(same["coverage"]) == 1.0
+    disjoint = prdc(real, generated + 100, k=4)
+    assert all(float(v) == 0 for v in disjoint.values())
+    with pytest.raises(ValueError, match="at least 5 samples"):
+        prdc(real[:4], generated, k=4)
+
+
+def test_memorisation_flags_copies_not_fresh_samples():
+    training, _ = _sets(200, 2, 6, seed=3)
+    held_out = torch.randn(100, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    fresh = torch.randn(50, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    copies = training[:10] + 1e-3 * torch.randn(10, 6, dtype=torch.float64)
+    result = memorisation(torch.cat([copies, training[10:15], fresh]), training, held_out)
+    assert result.near_copy[:15].all() and result.calibration == "held-out"
+    assert result.near_copy[15:].double().mean() <= 0.1
+    assert result.ratio[:15].max() < result.threshold < 1
+    loo = memorisation(torch.cat([copies, fresh]), training)
+    assert loo.calibration == "leave-one-out" and loo.near_copy[:10].all()
+    with pytest.raises(ValueError, match="quantile"):
+        memorisation(fresh, training, quantile=0)
+
+
+def test_pairwise_diversity():
+    real, _ = _sets(20, 2, 4)
+    pairs = [(i, j) for i in range(20) for j in range(i + 1, 20)]
+    expected = np.mean([np.linalg.norm(real[i].numpy() - real[j].numpy()) for i, j in pairs])
+    assert float(pairwise_diversity(real)) == pytest.approx(expected, rel=1e-10)
+    assert float(pairwise_diversity(real.repeat(2, 1)[:2])) > 0
+    assert float(pairwise_diversity(real[:1].repeat(5, 1))) == 0
+    with pytest.raises(ValueError, match="at least 2"):
+        pairwise_diversity(real[:1])
+
+
+# ---------------------------------------------------------------------------------------------- extractors
+
+
+def test_network_and_torchscript_extractors(tmp_path):
+    torch.manual_seed(0)
+    net = resnet10(spatial_dims=3, n_input_channels=1, num_classes=2)
+    extractor = NetworkFeatures(net, layer="layer4", spatial_dims=3)
+    volumes = torch.rand(3, 1, 24, 24, 16)
+    features = extractor(volumes)
+    assert features.shape == (3, 512)
+    assert "layer4" in extractor.identity and "ResNet" in extractor.identity
+    other = NetworkFeatures(resnet10(spatial_dims=3, n_input_channels=1, num_classes=2), "layer4", spatial_dims=3)
+    assert other.identity != extractor.identity  # different weights, different identity
+    # invariant to a global intensity rescale (min-max normalisation)
+    torch.testing.assert_close(extractor(volumes * 7 + 3), features, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="expects 3-D images"):
+        extractor(volumes[..., 0])
+    with pytest.raises(ValueError, match="layer 'nope'"):
+        NetworkFeatures(net, layer="nope")
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()))
+    scripted.save(str(tmp_path / "f.pt"))
+    script = TorchScriptFeatures(tmp_path / "f.pt")
+    assert script(torch.rand(2, 1, 16, 16)).shape == (2, 4) and "f.pt" in script.identity
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
+        TorchScriptFeatures(tmp_path / "missing.pt")
+
+
+def test_slice_features_average_the_foreground_slices():
+    case = synthesize_brain(seed=2, spatial_dims=3, shape=(48, 56, 12), contrasts=("t1",))
+    volume = case["t1"].as_tensor()[None]
+    base = KCrossFeatures()
+    sliced = SliceFeatures(base, slice_axis=-1)
+    features = sliced(volume)
+    assert features.shape == (1, base(volume[..., 6]).shape[1]) and sliced.identity.endswith(base.identity)
+    per_slice = SliceFeatures(base, slice_axis=-1, reduce="none")(volume)
+    assert per_slice.shape[0] == 12
+    unit = (volume - volume.min()) / (volume.max() - volume.min())
+    keep = (unit[0, 0] > 0.01).flatten(0, 1).float().mean(0) >= 0.05
+    torch.testing.assert_close(features[0], per_slice[keep].mean(0), atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def test_metric_classes_accumulate_and_record_the_extractor():
+    real, generated = _sets(64, 48, 6)
+    metric = FIDMetric(extractor=None)
+    for start in range(0, 64, 16):
+        metric(y=real[start : start + 16])
+    for start in range(0, 48, 12):
+        metric(y_pred=list(generated[start : start + 12]))
+    result = metric.aggregate()
+    assert result["fid"] == pytest.approx(float(fid(real, generated)), rel=1e-6)
+    assert result.extractor == "features" and (result.n_real, result.n_generated) == (64, 48)
+    kid_result = KIDMetric(extractor=None, subsets=3, subset_size=20)
+    kid_result(generated, real)
+    assert set(kid_result.aggregate().values) == {"kid_mean", "kid_std"}
+    mmd_metric = MMDMetric(extractor=None, bandwidth=2.0)
+    mmd_metric(generated, real)
+    assert mmd_metric.aggregate().value == pytest.approx(float(mmd(real, generated, bandwidth=2.0)))
+    prdc_metric = PRDCMetric(extractor=None, k=3)
+    prdc_metric(generated, real)
+    assert prdc_metric.aggregate()["coverage"] == pytest.approx(float(prdc(real, generated, 3)["coverage"]))
+    empty = FIDMetric(extractor=None)
+    empty(y=real)
+    with pytest.raises(ValueError, match="no generated images"):
+        empty.aggregate()
+    with pytest.raises(ValueError, match="must be features"):
+        FIDMetric(extractor=None)(y_pred=torch.rand(2, 1, 8, 8))
+
+
+def _slices(subject: int, count: int) -> torch.Tensor:
+    """``count`` different axial slices of one simulated healthy subject (one deformation: fast)."""
+    cases = [synthesize_brain(seed=subject, lesion=False, contrasts=("t2",), slice_seed=i) for i in range(count)]
+    return torch.stack([case["t2"].as_tensor() for case in cases])
+
+
+def test_memorisation_and_diversity_on_mri_slices():
+    training = torch.cat([_slices(11, 12), _slices(12, 12)])
+    held_out, fresh = _slices(13, 12), _slices(14, 8)
+    copier = Memorise(training, severity=1.0)
+    near = Memorise(training, severity=0.99)
+    copies = torch.stack([copier(fresh[i]) for i in range(4)] + [near(fresh[i]) for i in range(4, 8)])
+    extractor = KCrossFeatures()
+    metric = MemorisationMetric(extractor)
+    metric(y_pred=torch.cat([copies, fresh]), y=training, held_out=held_out)
+    result = metric.aggregate()
+    flagged = result.details["near_copy"]
+    assert flagged[:8].all() and flagged[8:].double().mean() <= 0.25  # fresh slices: calibrated false positives
+    assert result.extractor == extractor.identity and result.details["calibration"] == "held-out"
+    diversity = DiversityMetric(extractor)
+    diversity(y_pred=fresh, y=training)
+    collapsed = DiversityMetric(extractor)
+    collapsed(y_pred=fresh[:1].repeat(6, 1, 1, 1))
+    assert collapsed.aggregate()["diversity"] == pytest.approx(0, abs=1e-5)
+    assert diversity.aggregate()["diversity"] > 1e-3
+    ms = DiversityMetric(mode="ms_ssim", weights=(0.5, 0.5))
+    ms(y_pred=torch.cat([fresh[:1], fresh[:1]]))
+    assert ms.aggregate()["mean_pairwise_ms_ssim"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_handler_in_an_evaluator():
+    real, generated = _sets(40, 40, 6)
+    items = [{"image": g.float(), "label": r.float()} for g, r in zip(generated, real)]
+    loader = DataLoader(Dataset(items), batch_size=8)
+    handler = SetLevelHandler(FIDMetric(extractor=None), output_transform=from_engine(["pred", "label"]))
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"), val_data_loader=loader, network=torch.nn.Identity(), key_val_metric={"fid": handler}
+    )
+    evaluator.run()
+    assert evaluator.state.metrics["fid"] == pytest.approx(float(fid(real.float(), generated.float())), rel=1e-5)
+    assert evaluator.state.metric_details["fid"].extractor == "features"
