@@ -270,6 +270,10 @@ def run_kcross(args: argparse.Namespace) -> int:
         for group, comparison in report[key].items():
             print(f"\n== {title} {group} ({comparison['n']} images) ==")
             print(format_table(comparison, args.statistics))
+    if report.get("within_subject"):
+        print(f"\n== within subject: mean over {len(report['by_subject'])} subjects (subjects led) ==")
+        for name, row in report["within_subject"].items():
+            print(f"{name:<18}" + "".join(f"{s} {row[s]:.3f} ({row[s + '_wins']})  " for s in args.statistics))
     return 0
 
 

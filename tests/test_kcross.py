@@ -325,6 +325,12 @@ def test_benchmark_tabulates_baselines_and_kcross(trained, tmp_path):
     table = format_table(overall)
     assert "kcross[healthy]" in table and "*" in table and "lead of" in table
     assert overall["contender"]["srcc"][0] in ("psnr", "ssim") and "best baseline" in table
+    # within-subject agreement: the mean of the per-subject tables, and every subject has one leader
+    subjects = report["by_subject"]
+    assert subjects and set(report["within_subject"]) == names
+    mean_srcc = np.mean([c["results"]["psnr"].estimates["srcc"] for c in subjects.values()])
+    assert report["within_subject"]["psnr"]["srcc"] == pytest.approx(mean_srcc)
+    assert sum(row["srcc_wins"] for row in report["within_subject"].values()) == len(subjects)
 
 
 def test_bundle_train_config_fine_tunes_a_trained_run(trained, tmp_path):

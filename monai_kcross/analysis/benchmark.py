@@ -125,7 +125,9 @@ def run_benchmark(
         progress: show progress bars.
 
     Returns:
-        ``{"overall": compare(...), "by_generator": {model: ...}, "by_pair": {pair: ...}, "skipped": {...}}``.
+        ``{"overall": compare(...), "by_generator": {model: ...}, "by_pair": {pair: ...}, "skipped": {...}}``,
+        with ``by_subject`` (each subject alone, images resampled) and ``within_subject`` (see
+        :func:`within_subject`) when ``by_subject``.
     """
     from ..training.kcross import load_split
 
@@ -145,7 +147,8 @@ def run_benchmark(
         "skipped": skipped,
         "overall": compare(table, labels, n_boot=n_boot, groups=cases, **versus),
     }
-    for key, field in (("by_generator", "model"), ("by_pair", None)):
+    splits = [("by_generator", "model"), ("by_pair", None)] + ([("by_subject", "case")] if by_subject else [])
+    for key, field in splits:
         groups: dict[str, list[int]] = {}
         for index, entry in enumerate(entries):
             group = entry[field] if field else f"{entry['source_contrast']}->{entry['target_contrast']}"
@@ -155,12 +158,14 @@ def run_benchmark(
                 {n: (v[idx], h) for n, (v, h) in table.items()},
                 labels[idx],
                 n_boot=n_boot,
-                groups=None if cases is None else cases[idx],
+                groups=None if cases is None or key == "by_subject" else cases[idx],
                 **versus,
             )
             for group, idx in groups.items()
             if len(idx) >= min_group
         }
+    if report.get("by_subject"):
+        report["within_subject"] = within_subject(report["by_subject"])
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -170,6 +175,27 @@ def run_benchmark(
         (folder / "scores.csv").write_text("\n".join(rows) + "\n")
         (folder / "benchmark.json").write_text(json.dumps(_jsonable(report), indent=1))
     return report
+
+
+def within_subject(by_subject: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Mean over subjects of each metric's per-subject agreement, and on how many subjects it was best.
+
+    The pooled statistics mix two abilities: ranking the images of one subject (which synthesis is better on
+    the same anatomy, what a model comparison needs) and ranking subjects against each other (which cases are
+    hard). This separates the first.
+
+    Returns:
+        ``{metric: {"<statistic>": mean over subjects, "<statistic>_wins": subjects where it led}}``.
+    """
+    summary: dict[str, dict[str, float]] = {}
+    for comparison in by_subject.values():
+        for name, result in comparison["results"].items():
+            row = summary.setdefault(name, {})
+            for statistic, value in result.estimates.items():
+                row[statistic] = row.get(statistic, 0.0) + value / len(by_subject)
+                wins = f"{statistic}_wins"
+                row[wins] = row.get(wins, 0) + int(comparison["leader"].get(statistic) == name)
+    return summary
 
 
 def _jsonable(report: dict[str, Any]) -> Any:
