@@ -31,15 +31,15 @@ import torch
 from . import __version__
 from .analysis.sensitivity import DEFAULT_METRICS as DEFAULT_SENSITIVITY_METRICS
 from .data import load_sample_pair, sample_data_dir
-from .functional.ssim import MS_SSIM_WEIGHTS, ms_ssim_weights_for
-from .registry import MetricInfo, list_metrics
+from .functional.ssim import MS_SSIM_WEIGHTS
+from .registry import MetricInfo, default_options, list_metrics
 
 
 def _format(value: float) -> str:
     return f"{value:10.4f}" if abs(value) < 1e4 else f"{value:10.3g}"
 
 
-def run_demo(device: str = "cpu") -> int:
+def run_sample_table(device: str = "cpu") -> int:
     """Score the sample pair with every registered metric and print the table; returns an exit code."""
     sample = load_sample_pair()
     reference = sample["reference"].to(device)
@@ -82,12 +82,38 @@ def run_demo(device: str = "cpu") -> int:
     return 0
 
 
+def run_demo(device: str = "cpu", out: str | Path = "monai-kcross-demo", subjects: int = 3) -> int:
+    """The demo: the sample-pair table, then a small simulated set scored with the full panel and a report."""
+    from .analysis.scoring import find_cases, score_cases
+    from .data.demo import DEMO_DEFECTS, write_demo_set
+
+    run_sample_table(device)
+    out = Path(out)
+    print(f"\nbuilding a demo set ({subjects} simulated subjects x {len(DEMO_DEFECTS)} defects) in {out} ...")
+    folders = write_demo_set(out / "data", subjects=subjects)
+    cases = find_cases(folders["reference"], folders["synthesized"], source=folders["source"], mask=folders["mask"])
+    run = score_cases(cases, out, device=device, overwrite=True)
+    for name, reason in run.skipped_metrics.items():
+        print(f"skipped {name}: {reason}")
+    print("\nmean over subjects, inside the brain mask (K-CROSS: whole slice, lesions found by its segmenter)")
+    print(f"{'metric':<10}" + "".join(f"{d:>15}" for d in DEMO_DEFECTS))
+    for metric in run.metrics:
+        cells = []
+        for defect in DEMO_DEFECTS:
+            values = [r["value"] for r in run.rows if r["metric"] == metric and r["case"].endswith(f"_{defect}")]
+            cells.append(f"{sum(values) / len(values):15.4f}")
+        print(f"{metric:<10}" + "".join(cells))
+    print(
+        "\n'lesion_removed' erases the tumour: compare how far each metric moves for it against the benign"
+        f"\n'bias_field' and 'mild_noise'. Files: {out / 'scores.csv'}, {out / 'summary.json'}, {out / 'report.html'}"
+    )
+    return 0
+
+
 def _demo_options(info: MetricInfo, shape: Sequence[int]) -> dict:
-    options: dict = {"data_range": "reference"}
-    if info.name == "ms_ssim":
-        weights = ms_ssim_weights_for(shape)
-        if len(weights) < len(MS_SSIM_WEIGHTS):
-            options["weights"] = weights
+    options = default_options(info.name, shape)
+    if len(options.get("weights", MS_SSIM_WEIGHTS)) == len(MS_SSIM_WEIGHTS):
+        options.pop("weights", None)
     return options
 
 
@@ -277,12 +303,197 @@ def run_kcross(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
+    """Score under ``torch.distributed`` (one call per process; ``local_rank`` is given by ignite)."""
+    from .analysis.scoring import find_cases, score_cases
+
+    cases = find_cases(args.reference, args.synthesized, args.source, args.mask, args.lesion, args.datalist_key)
+    run = score_cases(
+        cases,
+        args.out,
+        metrics=args.metrics,
+        spatial_dims=args.spatial_dims,
+        device=args.device,
+        network=args.network,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        report=not args.no_report,
+        worst=args.worst,
+    )
+    if local_rank == 0 and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
+        for message in run.failed.values():
+            print(f"monai-kcross: skipped {message}", file=sys.stderr)
+        for name, reason in run.skipped_metrics.items():
+            print(f"monai-kcross: metric {name} skipped: {reason}", file=sys.stderr)
+        scored = len(run.rows) // max(len(run.metrics), 1)
+        print(f"scored {scored} case(s) ({len(run.resumed)} from the previous run) with {', '.join(run.metrics)}")
+        for name, entry in run.summary["metrics"].items():
+            low, high = entry.get("ci95", (None, None))
+            if entry.get("mean") is not None:
+                print(f"{name:<10} mean {entry['mean']:.4f}  95% CI [{low:.4f}, {high:.4f}]  n={entry['n']}")
+        print(f"wrote {Path(args.out) / 'scores.csv'}, summary.json" + ("" if args.no_report else ", report.html"))
+    return 3 if run.failed else 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
+    import ignite.distributed as idist
+
+    backend = "nccl" if args.device.startswith("cuda") else "gloo"
+    if args.nproc > 1:
+        import socket
+
+        with socket.socket() as probe:  # a free port for the process group
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with idist.Parallel(backend=backend, nproc_per_node=args.nproc, master_port=port) as parallel:
+            parallel.run(_spawned_score, args)
+        return _exit_code(args.out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
+        with idist.Parallel(backend=backend) as parallel:
+            parallel.run(_spawned_score, args)
+        return _exit_code(args.out)
+    return _score_worker(0, args)
+
+
+def _spawned_score(local_rank: int, args: argparse.Namespace) -> None:
+    _score_worker(local_rank, args)
+
+
+def _exit_code(out: str) -> int:
+    summary = Path(out) / "summary.json"
+    if not summary.is_file():
+        return 1
+    return 3 if json.loads(summary.read_text())["failed"] else 0
+
+
+def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float, str | None]]:
+    """``{case: (rating, group)}`` from a CSV with a ``case`` (or ``path``) column and a rating column."""
+    import csv
+
+    from .analysis.scoring import case_name
+    from .data.readers import read_quality_scores
+
+    if not path.is_file():
+        raise FileNotFoundError(f"ratings file {path} not found.")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    rating_column = next((c for c in ("rating", "score", "mos", "dmos", "label", "quality") if c in header), None)
+    if "case" in header and rating_column:
+        records = [(row["case"], row[rating_column], row) for row in rows]
+    else:  # NIRPS 'score, path' lines or a path,score CSV
+        records = [(r["path"], r["score"], r) for r in read_quality_scores(path)]
+    ratings = {}
+    for name, value, row in records:
+        if group_column and group_column not in row:
+            raise ValueError(f"ratings file {path} has no column {group_column!r}.")
+        try:
+            ratings[case_name(name)] = (float(value), row.get(group_column) if group_column else None)
+        except ValueError:
+            raise ValueError(f"ratings file {path}: rating {value!r} of {name} is not a number.") from None
+    return ratings
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    """The ``agreement`` sub-command: metric scores (``score`` output) against ratings."""
+    import numpy as np
+
+    from .analysis import compare, format_table
+    from .analysis.scoring import case_name
+    from .registry import get_metric_info
+
+    ratings = _read_ratings(Path(args.ratings), args.group_column)
+    scores_path = Path(args.scores)
+    if not scores_path.is_file():
+        raise FileNotFoundError(f"scores file {scores_path} not found.")
+    import csv
+
+    values: dict[str, dict[str, float]] = {}
+    with open(scores_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not {"case", "metric", "value"} <= set(row):
+                raise ValueError(f"{scores_path} is not a `monai-kcross score` table (case, metric, value).")
+            values.setdefault(row["metric"], {})[case_name(row["case"])] = float(row["value"])
+    cases = sorted(set.intersection(*(set(v) for v in values.values())) & set(ratings)) if values else []
+    if len(cases) < 3:
+        raise ValueError(f"only {len(cases)} case(s) have both scores and ratings; cases are matched by name.")
+    lower = set(args.lower_is_better or [])
+    table = {}
+    for name, by_case in values.items():
+        higher = name.startswith("kcross") or (name not in lower and _higher_is_better(name, get_metric_info))
+        table[name] = (np.asarray([by_case[c] for c in cases]), higher)
+    labels = np.asarray([ratings[c][0] for c in cases])
+    groups = [ratings[c][1] for c in cases] if args.group_column else None
+    comparison = compare(table, labels, n_boot=args.n_boot, groups=groups)
+    print(f"{len(cases)} cases with scores and ratings ({len(ratings) - len(cases)} rated cases without scores)")
+    print(format_table(comparison, args.statistics))
+    if args.out:
+        from .analysis.benchmark import jsonable
+
+        Path(args.out).write_text(json.dumps(jsonable(comparison), indent=1) + "\n")
+    return 0
+
+
+def _higher_is_better(name: str, lookup) -> bool:
+    try:
+        return lookup(name).higher_is_better
+    except ValueError:
+        raise ValueError(f"unknown metric {name!r}: name it in --lower-is-better if lower values are better") from None
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    """The ``bundle info|verify`` sub-command."""
+    from .bundles import KCROSS_BUNDLE, bundle_info, verify_bundle
+
+    bundle = Path(args.bundle) if args.bundle else KCROSS_BUNDLE
+    if args.action == "info":
+        print(bundle_info(bundle))
+        return 0
+    for check in verify_bundle(bundle):
+        print(f"ok: {check}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="score the bundled sample pair with every metric")
+    demo = commands.add_parser("demo", help="score the sample pair and a small simulated set; write a report")
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    demo.add_argument("--out", default="monai-kcross-demo", help="folder for the set, scores and report")
+    demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (6 cases each)")
+    score = commands.add_parser("score", help="score synthesized images against references; CSV, summary, report")
+    score.add_argument("--reference", required=True, help="folder of reference images, or a JSON datalist")
+    score.add_argument("--synthesized", help="folder of synthesized images (paired with references by file name)")
+    score.add_argument("--source", help="folder of source-contrast images (K-CROSS structure branch)")
+    score.add_argument("--mask", help="folder of evaluation masks (e.g. brain masks)")
+    score.add_argument("--lesion", help="folder of lesion masks for K-CROSS (default: predicted)")
+    score.add_argument("--datalist-key", default="test", help="list of a datalist to score (default: test)")
+    score.add_argument("--metrics", nargs="+", default=None, help="default: every baseline and kcross")
+    score.add_argument("--spatial-dims", type=int, choices=(2, 3), default=None, help="default: from the images")
+    score.add_argument("--network", help="K-CROSS bundle, run folder or checkpoint (default: the shipped bundle)")
+    score.add_argument("--device", default="cpu")
+    score.add_argument("--nproc", type=int, default=1, help="processes (one per GPU with --device cuda)")
+    score.add_argument("--out", required=True)
+    score.add_argument("--resume", action="store_true", help="continue the run in --out")
+    score.add_argument("--overwrite", action="store_true", help="start again in an --out that holds scores")
+    score.add_argument("--worst", type=int, default=3, help="worst cases shown in the report")
+    score.add_argument("--no-report", action="store_true")
+    score.add_argument("--no-progress", action="store_true")
+    agree = commands.add_parser("agreement", help="SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
+    agree.add_argument("--scores", required=True, help="scores.csv of `monai-kcross score`")
+    agree.add_argument("--ratings", required=True, help="CSV with case (or path) and rating/score columns")
+    agree.add_argument("--group-column", help="ratings column to bootstrap by (e.g. subject)")
+    agree.add_argument("--lower-is-better", nargs="+", help="metrics outside the registry where lower is better")
+    agree.add_argument("--statistics", nargs="+", default=["srcc", "krcc", "plcc", "rmse", "inconsistency"])
+    agree.add_argument("--n-boot", type=int, default=1000)
+    agree.add_argument("--out", help="JSON file for the full results")
+    bundle = commands.add_parser("bundle", help="describe or verify the K-CROSS bundle")
+    bundle.add_argument("action", choices=("info", "verify"))
+    bundle.add_argument("--bundle", help="bundle folder (default: the shipped one)")
     commands.add_parser("metrics", help="list the available metrics")
     simulate = commands.add_parser("simulate", help="write simulated paired multi-contrast subjects")
     simulate.add_argument("--out", required=True)
@@ -348,7 +559,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "device", "cpu").startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
         if args.command == "demo":
-            return run_demo(args.device)
+            return run_demo(args.device, args.out, args.subjects)
+        if args.command == "score":
+            from .analysis.scoring import DEFAULT_PANEL
+
+            args.metrics = args.metrics or list(DEFAULT_PANEL)
+            return run_score(args)
+        if args.command == "agreement":
+            return run_agreement(args)
+        if args.command == "bundle":
+            return run_bundle(args)
         if args.command == "sensitivity":
             args.mask_key = args.mask_key or None
             return run_sensitivity_command(args)
@@ -361,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "kcross":
             return run_kcross(args)
         return print_metrics()
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into `head` and closed early

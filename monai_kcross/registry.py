@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +17,13 @@ import torch
 
 from . import functional as F
 from . import perceptual as P
+from .functional.ssim import ms_ssim_weights_for
 from .handlers import metric_handlers as H
 from .metrics import full_reference as M
 from .metrics.base import FullReferenceMetric
 from .perceptual.feature_distance import feature_distance
 
-__all__ = ["MetricInfo", "create_handler", "create_metric", "get_metric_info", "list_metrics"]
+__all__ = ["MetricInfo", "create_handler", "create_metric", "default_options", "get_metric_info", "list_metrics"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +187,16 @@ def create_metric(name: str, **kwargs: Any) -> FullReferenceMetric:
 def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler:
     """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
     return get_metric_info(name).handler_class(**kwargs)
+
+
+def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[str, Any]:
+    """Call options of a registered metric for images of spatial ``shape``: the package's defaults.
+
+    ``data_range="reference"`` (the reference's range, per image and channel) unless given, and for MS-SSIM
+    the longest standard weight prefix the size allows (see :func:`~monai_kcross.functional.ms_ssim_weights_for`;
+    report the number of scales with the result).
+    """
+    options: dict[str, Any] = {"data_range": "reference", **overrides}
+    if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
+        options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
+    return options

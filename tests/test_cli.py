@@ -1,4 +1,4 @@
-"""The command line: the demo on the bundled sample pair and the metric listing."""
+"""The command line: the demo (sample pair and scored demo set) and the metric listing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import monai_kcross
 from monai_kcross.cli import main
 
 
-def test_demo_prints_every_metric_with_three_regions(capsys):
-    assert main(["demo"]) == 0
+def test_demo_prints_every_metric_with_three_regions(capsys, tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--subjects", "1"]) == 0
     out = capsys.readouterr().out
+    # the scored demo set: every defect a column, K-CROSS rates the erased lesion below the nearly perfect synthesis
+    header = next(row for row in out.splitlines() if row.startswith("metric ") and "lesion_removed" in row).split()
+    kcross_row = next(row for row in out.splitlines() if row.startswith("kcross ")).split()
+    assert float(kcross_row[header.index("lesion_removed")]) < float(kcross_row[header.index("mild_noise")])
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "summary.json").is_file()
     for info in monai_kcross.list_metrics():
         line = next(row for row in out.splitlines() if row.startswith(info.name + " "))
         cells = line.split()[4:7]  # after "name", "x is better"

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..functional.ssim import ms_ssim_weights_for
 from ..metrics.kcross import kcross, load_kcross
-from ..registry import get_metric_info
+from ..registry import default_options, get_metric_info
 from .agreement import compare
 
 __all__ = ["BASELINES", "KCROSS_VARIANTS", "format_table", "run_benchmark"]
@@ -45,9 +44,7 @@ def _scores(
     shape = tuple(split["reference"].shape[-2:])
     for name in tqdm(metrics, desc="metrics", disable=not progress):
         info = get_metric_info(name)
-        options: dict[str, Any] = {"data_range": "reference"}
-        if name == "ms_ssim":
-            options["weights"] = ms_ssim_weights_for(shape)
+        options = default_options(name, shape)
         try:
             chunks = [
                 info.function(
@@ -173,7 +170,7 @@ def run_benchmark(
         for name, v in values.items():
             rows += [f"{e['synthesized']},{name},{x:.6g},{y:.4f}" for e, x, y in zip(entries, v, labels)]
         (folder / "scores.csv").write_text("\n".join(rows) + "\n")
-        (folder / "benchmark.json").write_text(json.dumps(_jsonable(report), indent=1))
+        (folder / "benchmark.json").write_text(json.dumps(jsonable(report), indent=1))
     return report
 
 
@@ -198,13 +195,14 @@ def within_subject(by_subject: dict[str, Any]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def _jsonable(report: dict[str, Any]) -> Any:
+def jsonable(report: dict[str, Any]) -> Any:
+    """A benchmark or comparison report with its :class:`AgreementResult` objects as plain dicts (for JSON)."""
     if isinstance(report, dict):
-        return {k: _jsonable(v) for k, v in report.items()}
+        return {k: jsonable(v) for k, v in report.items()}
     if hasattr(report, "estimates"):
         return {"n": report.n, "estimates": report.estimates, "intervals": report.intervals}
     if isinstance(report, (list, tuple)):
-        return [_jsonable(v) for v in report]
+        return [jsonable(v) for v in report]
     return report
 
 

@@ -19,10 +19,12 @@ import monai
 import numpy as np
 import torch
 
-__all__ = ["KCROSS_BUNDLE", "export_bundle"]
+__all__ = ["BUNDLE_SCHEMA", "KCROSS_BUNDLE", "bundle_info", "export_bundle", "verify_bundle"]
 
 KCROSS_BUNDLE = Path(__file__).resolve().parent / "kcross_brain_mri"
 MAX_BUNDLE_MB = 50.0
+# MONAI's bundle metadata schema (the URL in metadata.json), shipped so that verification works offline
+BUNDLE_SCHEMA = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725.json"
 
 
 def _bump(version: str) -> str:
@@ -61,8 +63,7 @@ def export_bundle(
 
     run, bundle = Path(run), Path(bundle)
     metadata_file = bundle / "configs" / "metadata.json"
-    if not metadata_file.is_file():
-        raise FileNotFoundError(f"{metadata_file} not found: {bundle} is not a bundle folder.")
+    _metadata(bundle)
     network = load_kcross(run)
     target = bundle / "models" / "model.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,3 +88,79 @@ def export_bundle(
         metadata["eval_metrics"] = eval_metrics
     metadata_file.write_text(json.dumps(metadata, indent=4) + "\n")
     return target
+
+
+def _metadata(bundle: Path) -> dict[str, Any]:
+    metadata_file = bundle / "configs" / "metadata.json"
+    if not metadata_file.is_file():
+        raise FileNotFoundError(f"{metadata_file} not found: {bundle} is not a bundle folder.")
+    return json.loads(metadata_file.read_text())
+
+
+def bundle_info(bundle: str | Path = KCROSS_BUNDLE) -> str:
+    """A readable description of a bundle: name, version, changelog, evaluation figures, files and sizes."""
+    bundle = Path(bundle)
+    metadata = _metadata(bundle)
+    lines = [
+        f"{metadata.get('name', bundle.name)} {metadata['version']}  ({bundle})",
+        f"task: {metadata.get('task', '')}",
+        f"monai {metadata['monai_version']}, pytorch {metadata['pytorch_version']}, "
+        f"parameters {metadata.get('parameters', 'n/a')}",
+        "changelog:",
+        *(f"  {version}: {text}" for version, text in metadata.get("changelog", {}).items()),
+        "evaluation:",
+        *(f"  {key}: {value}" for key, value in metadata.get("eval_metrics", {}).items()),
+        "files:",
+    ]
+    files = sorted(f for f in bundle.rglob("*") if f.is_file())
+    lines += [f"  {f.relative_to(bundle)}  {f.stat().st_size / 2**20:.2f} MB" for f in files]
+    lines.append(f"total {sum(f.stat().st_size for f in files) / 2**20:.2f} MB")
+    return "\n".join(lines)
+
+
+def verify_bundle(bundle: str | Path = KCROSS_BUNDLE, schema: str | Path = BUNDLE_SCHEMA) -> list[str]:
+    """Check a K-CROSS bundle offline; returns the checks passed, raises on the first failure.
+
+    MONAI's ``verify_metadata`` against the schema, ``verify_net_in_out`` of ``configs/inference.json``'s
+    ``network_def``, weights loadable with ``torch.load(weights_only=True)``, and the 50 MB size limit.
+
+    Raises:
+        FileNotFoundError: missing metadata, config, schema or weights (the file is named).
+        ValueError: a failed check, with MONAI's message.
+    """
+    from monai.bundle import verify_metadata, verify_net_in_out
+
+    bundle, schema = Path(bundle), Path(schema)
+    _metadata(bundle)
+    for required in (schema, bundle / "configs" / "inference.json", bundle / "models" / "model.pt"):
+        if not required.is_file():
+            raise FileNotFoundError(f"{required} not found.")
+    passed = []
+    try:
+        verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(schema))
+    except Exception as error:
+        raise ValueError(f"metadata does not follow the schema: {str(error).splitlines()[0]}") from error
+    passed.append(f"metadata.json follows {schema.name}")
+    for weights in sorted((bundle / "models").glob("*.pt")):
+        try:
+            torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"{weights} does not load with weights_only=True: {error}") from error
+        passed.append(f"models/{weights.name} loads safely (weights_only)")
+    try:
+        verify_net_in_out(
+            net_id="network_def",
+            meta_file=str(bundle / "configs" / "metadata.json"),
+            config_file=str(bundle / "configs" / "inference.json"),
+            bundle_root=str(bundle),
+            device="cpu",
+            n=2,
+        )
+    except Exception as error:
+        raise ValueError(f"network input/output check failed: {str(error).splitlines()[0]}") from error
+    passed.append("network_def input/output shapes and dtypes match the metadata")
+    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 2**20
+    if size > MAX_BUNDLE_MB:
+        raise ValueError(f"bundle {bundle} is {size:.1f} MB, above the {MAX_BUNDLE_MB:.0f} MB limit.")
+    passed.append(f"size {size:.1f} MB <= {MAX_BUNDLE_MB:.0f} MB")
+    return passed
