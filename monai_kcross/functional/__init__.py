@@ -1,14 +1,27 @@
 """Functional core: every metric as a plain, differentiable function of batch-first tensors.
 
-All functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
+All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
 ``(B, C)`` tensor (one value per image and channel). See :mod:`monai_kcross.functional.intensity` for the
-``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks.
+``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
+:func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`).
 """
 
 from .gmsd import MS_GMSD_WEIGHTS, gmsd, ms_gmsd
 from .haarpsi import haarpsi
 from .intensity import DataRange, intensity_window, to_unit_range
 from .nlpd import nlpd
+from .no_reference import (
+    brisque,
+    brisque_features,
+    fit_brisque_model,
+    fit_niqe_model,
+    load_brisque_model,
+    load_niqe_model,
+    niqe,
+    niqe_patch_features,
+    save_brisque_model,
+    save_niqe_model,
+)
 from .pixelwise import mae, mse, psnr, rmse
 from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
 
@@ -17,17 +30,27 @@ __all__ = [
     "MS_SSIM_WEIGHTS",
     "SSIM_PRESETS",
     "DataRange",
+    "brisque",
+    "brisque_features",
+    "fit_brisque_model",
+    "fit_niqe_model",
     "gmsd",
     "haarpsi",
     "intensity_window",
+    "load_brisque_model",
+    "load_niqe_model",
     "mae",
     "ms_gmsd",
     "ms_ssim",
     "ms_ssim_weights_for",
     "mse",
+    "niqe",
+    "niqe_patch_features",
     "nlpd",
     "psnr",
     "rmse",
+    "save_brisque_model",
+    "save_niqe_model",
     "ssim",
     "to_unit_range",
 ]

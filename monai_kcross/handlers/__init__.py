@@ -18,9 +18,11 @@ from .metric_handlers import (
     RMSEHandler,
     SSIMHandler,
 )
+from .no_reference import BRISQUEHandler, NIQEHandler, NoReferenceHandler
 from .set_level import SetLevelHandler
 
 __all__ = [
+    "BRISQUEHandler",
     "DISTSHandler",
     "DeepIQAHandler",
     "FeatureDistanceHandler",
@@ -33,7 +35,9 @@ __all__ = [
     "MSEHandler",
     "MultiScaleGMSDHandler",
     "MultiScaleSSIMHandler",
+    "NIQEHandler",
     "NLPDHandler",
+    "NoReferenceHandler",
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",

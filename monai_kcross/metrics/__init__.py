@@ -18,6 +18,7 @@ from .full_reference import (
     SSIMMetric,
 )
 from .kcross import KCrossMetric, KCrossScorer, kcross, load_kcross
+from .no_reference import BRISQUEMetric, NIQEMetric, NoReferenceMetric
 from .set_level import (
     DiversityMetric,
     FIDMetric,
@@ -30,6 +31,7 @@ from .set_level import (
 )
 
 __all__ = [
+    "BRISQUEMetric",
     "DISTSMetric",
     "DeepIQAMetric",
     "DiversityMetric",
@@ -48,7 +50,9 @@ __all__ = [
     "MemorisationMetric",
     "MultiScaleGMSDMetric",
     "MultiScaleSSIMMetric",
+    "NIQEMetric",
     "NLPDMetric",
+    "NoReferenceMetric",
     "PRDCMetric",
     "PSNRMetric",
     "RMSEMetric",

@@ -1,0 +1,82 @@
+"""ignite handlers (MONAI ``IgniteMetricHandler``) for the no-reference metrics NIQE and BRISQUE.
+
+They read only the image to assess::
+
+    evaluator = SupervisedEvaluator(
+        device=device, val_data_loader=loader, network=net,
+        additional_metrics={"val_niqe": NIQEHandler(output_transform=from_engine(["pred"]))},
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ignite.engine import Engine
+from ignite.metrics.metric import reinit__is_reduced
+from monai.handlers import IgniteMetricHandler
+
+from ..metrics.no_reference import BRISQUEMetric, NIQEMetric, NoReferenceMetric
+
+__all__ = ["BRISQUEHandler", "NIQEHandler", "NoReferenceHandler"]
+
+
+class NoReferenceHandler(IgniteMetricHandler):
+    """ignite metric handler around a :class:`~monai_kcross.metrics.no_reference.NoReferenceMetric`.
+
+    Subclasses name their metric class in ``metric_class``; their constructor takes that class's keyword
+    arguments (``model``, ``spatial_dims``, ``data_range``, ``reduction``, ...) besides the handler's own.
+
+    Args:
+        output_transform: maps ``engine.state.output`` to ``y_pred``: a batch-first tensor, a list of
+            channel-first tensors, or a 1-tuple of either (what ``from_engine(["pred"])`` returns).
+        save_details: store the per-image scores in ``engine.state.metric_details[name]``.
+        metric: an already built metric (instead of ``metric_kwargs``).
+        metric_kwargs: keyword arguments of ``metric_class``.
+    """
+
+    metric_class: type[NoReferenceMetric] | None = None
+
+    def __init__(
+        self,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+        metric: NoReferenceMetric | None = None,
+        **metric_kwargs: Any,
+    ) -> None:
+        if metric is None:
+            if self.metric_class is None:
+                raise ValueError("NoReferenceHandler needs `metric` (or use a subclass such as NIQEHandler).")
+            metric = self.metric_class(**metric_kwargs)
+        elif metric_kwargs:
+            raise ValueError("pass either a built `metric` or its keyword arguments, not both.")
+        super().__init__(metric_fn=metric, output_transform=output_transform, save_details=save_details)
+
+    @reinit__is_reduced
+    def update(self, output: Any) -> None:
+        """Score ``y_pred`` (a batch-first tensor, a list of channel-first tensors, or a 1-tuple of either)."""
+        if isinstance(output, tuple) and len(output) == 1:
+            output = output[0]
+        if isinstance(output, tuple):
+            raise ValueError(
+                "output_transform must return only the image to assess, e.g. from_engine(['pred']); got a tuple of "
+                f"{len(output)} items (a no-reference metric takes no label)."
+            )
+        self.metric_fn(output)
+
+    def iteration_completed(self, engine: Engine) -> None:
+        """Pass the whole iteration's output to :meth:`update` (ignite would split lists into single images)."""
+        self.update(self._output_transform(engine.state.output))
+
+
+class NIQEHandler(NoReferenceHandler):
+    """NIQE; keyword arguments of :class:`~monai_kcross.metrics.NIQEMetric`."""
+
+    metric_class = NIQEMetric
+
+
+class BRISQUEHandler(NoReferenceHandler):
+    """BRISQUE; keyword arguments of :class:`~monai_kcross.metrics.BRISQUEMetric`."""
+
+    metric_class = BRISQUEMetric
