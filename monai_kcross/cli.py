@@ -263,6 +263,7 @@ def run_kcross(args: argparse.Namespace) -> int:
             amp=args.amp,
             resume=args.resume,
             init_from=args.init_from,
+            within_subject_weight=args.within_subject_weight,
         )
         print(json.dumps(summary["stage2"]["validation_srcc_by_branches"], indent=1))
         print(f"wrote {Path(args.out) / 'model.pt'}")
@@ -525,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stage1-subjects", type=int, default=0, help="extra simulated real pairs for stage 1")
     train.add_argument("--paper-size", action="store_true", help="the paper's network sizes (slow on CPU)")
     train.add_argument("--init-from", help="fine-tune: start from this run, checkpoint or bundle")
+    train.add_argument("--within-subject-weight", type=float, default=0.0, help="stage-2 within-subject loss")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="cpu")
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")

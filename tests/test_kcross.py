@@ -350,11 +350,13 @@ def test_bundle_train_config_fine_tunes_a_trained_run(trained, tmp_path):
         "stage2_epochs": 5,
         "batch_size": 4,
         "device": "cpu",
+        "within_subject_weight": 1.0,
     }
     for key, value in overrides.items():
         parser[key] = value
     summary = parser.get_parsed_content("trainer")()
     assert summary["stage1"] == {"skipped": True} and summary["init_from"] == str(run)
+    assert summary["within_subject_weight"] == 1.0 and -1 <= summary["stage2"]["validation_within_subject_srcc"] <= 1
     parser["output_dir"] = str(tmp_path / "fine_again")
     repeated = parser.get_parsed_content("trainer", instantiate=True)()
     assert repeated["stage2"]["loss"] == pytest.approx(summary["stage2"]["loss"], rel=1e-5)
@@ -363,3 +365,32 @@ def test_bundle_train_config_fine_tunes_a_trained_run(trained, tmp_path):
     # stage 1 skipped: the encoders are the trained ones; the score heads were refitted
     torch.testing.assert_close(tuned.complex_net.state_dict(), start.complex_net.state_dict())
     assert not torch.equal(tuned.natural_head[0].weight, start.natural_head[0].weight)
+
+
+def test_within_group_loss_ignores_subject_offsets():
+    from monai_kcross.losses import within_group_loss
+
+    generator = torch.Generator().manual_seed(3)
+    label = torch.rand(12, generator=generator)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3, 5])  # groups 3 and 5 hold one image: left out
+    offsets = torch.tensor([0.3, -0.2, 0.1, 0.0, 0.5, 0.0])[groups]
+    # a score that gets the subjects wrong but every within-subject ranking right costs nothing ...
+    assert float(within_group_loss(label + offsets, label, groups)) == pytest.approx(0.0, abs=1e-12)
+    # ... and otherwise the loss is the MSE of the group-centred values (brute force)
+    score = torch.rand(12, generator=generator)
+    centred = []
+    for g in (0, 1, 2):
+        s, q = score[groups == g], label[groups == g]
+        centred.append(((s - s.mean()) - (q - q.mean())) ** 2)
+    assert float(within_group_loss(score, label, groups)) == pytest.approx(float(torch.cat(centred).mean()))
+    assert float(within_group_loss(score[:1], label[:1], groups[:1])) == 0.0
+
+
+def test_load_kcross_sees_a_checkpoint_rewritten_in_place(tmp_path):
+    path = tmp_path / "model.pt"
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        network = KCross(KCrossConfig.small())
+        torch.save({"config": network.config.to_dict(), "state_dict": network.state_dict()}, path)
+        loaded = load_kcross(path)
+        torch.testing.assert_close(loaded.state_dict(), network.state_dict())  # never the cached old weights

@@ -122,7 +122,12 @@ class _Translator:
 
 
 def _simulate(
-    seeds: Sequence[int], slices: int, contrasts: set[str], progress: bool, desc: str, shape: tuple[int, int] | None
+    seeds: Sequence[int],
+    slices: int,
+    contrasts: Sequence[str],
+    progress: bool,
+    desc: str,
+    shape: tuple[int, int] | None,
 ) -> dict[str, Any]:
     """Normalised slices ``(N, 1, H, W)`` per contrast, plus label, brain and case names."""
     out: dict[str, Any] = {c: [] for c in contrasts} | {"label": [], "brain": [], "case": [], "subject": []}
@@ -196,7 +201,8 @@ def build_nirps_dataset(
         raise ValueError("n_eval_subjects must be >= 3 (training, validation and test subjects).")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    contrasts = {c for pair in pairs for c in pair}
+    # a fixed order: the simulator draws gain and noise per contrast in order (a set's order depends on the hash seed)
+    contrasts = tuple(sorted({c for pair in pairs for c in pair}))
     started = time.perf_counter()
     train = _simulate(
         [seed * 1000 + i for i in range(n_train_subjects)], train_slices, contrasts, progress, "train", shape

@@ -1,6 +1,14 @@
 """Losses: perceptual distances as losses and the K-CROSS training losses."""
 
-from .kcross import frequency_loss, inconsistency_loss, laplacian_loss, mmd_loss, structure_loss, tumour_loss
+from .kcross import (
+    frequency_loss,
+    inconsistency_loss,
+    laplacian_loss,
+    mmd_loss,
+    structure_loss,
+    tumour_loss,
+    within_group_loss,
+)
 from .perceptual import DISTSLoss, LPIPSLoss, PerceptualLoss
 
 __all__ = [
@@ -13,4 +21,5 @@ __all__ = [
     "mmd_loss",
     "structure_loss",
     "tumour_loss",
+    "within_group_loss",
 ]

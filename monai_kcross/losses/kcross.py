@@ -25,6 +25,7 @@ __all__ = [
     "mmd_loss",
     "structure_loss",
     "tumour_loss",
+    "within_group_loss",
 ]
 
 
@@ -135,3 +136,28 @@ def structure_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def inconsistency_loss(score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """MSE between predicted scores and quality labels (both in [0, 1])."""
     return F.mse_loss(score.reshape(-1), label.reshape(-1).to(score.dtype))
+
+
+def within_group_loss(score: torch.Tensor, label: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """MSE between scores and labels after subtracting each group's mean from both (e.g. per subject).
+
+    The pooled MSE is lowered as much by learning which subjects are hard as by ranking the images of one
+    subject; this term only rewards the latter -- what comparing synthesis models on the same test cases needs.
+    Groups with a single image in the batch do not contribute (zero when none has two).
+
+    Args:
+        score, label: ``(N,)`` (any shape with ``N`` elements).
+        groups: ``(N,)`` integer group id of each image.
+    """
+    score, label = score.reshape(-1), label.reshape(-1).to(score.dtype)
+    _, inverse, counts = torch.unique(groups.reshape(-1).to(score.device), return_inverse=True, return_counts=True)
+    sizes = counts.to(score.dtype)
+
+    def centred(x: torch.Tensor) -> torch.Tensor:
+        means = torch.zeros(len(counts), dtype=x.dtype, device=x.device).index_add(0, inverse, x) / sizes
+        return x - means[inverse]
+
+    keep = counts[inverse] > 1
+    if not bool(keep.any()):
+        return score.sum() * 0.0
+    return F.mse_loss(centred(score)[keep], centred(label)[keep])

@@ -49,12 +49,13 @@ def load_kcross(path: str | Path | None = None, device: str | torch.device = "cp
     if path.is_dir() or not path.suffix:
         bundle_model, plain_model = path / "models" / "model.pt", path / "model.pt"
         path = plain_model if plain_model.is_file() and not bundle_model.is_file() else bundle_model
-    key = (str(path), str(device))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"K-CROSS weights {path} not found; train them with `monai-kcross kcross train` or pass network=..."
+        )
+    stat = path.stat()  # a file rewritten in place (retraining, export) is loaded again
+    key = (str(path), str(device), stat.st_mtime_ns, stat.st_size)
     if key not in _CACHE:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"K-CROSS weights {path} not found; train them with `monai-kcross kcross train` or pass network=..."
-            )
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         network = KCross(KCrossConfig.from_dict(checkpoint["config"]))
         network.load_state_dict(checkpoint["state_dict"])

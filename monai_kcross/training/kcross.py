@@ -36,7 +36,7 @@ from monai.handlers import CheckpointLoader, CheckpointSaver, StatsHandler
 from monai.utils import set_determinism
 
 from ..functional.intensity import to_unit_range
-from ..losses.kcross import inconsistency_loss
+from ..losses.kcross import inconsistency_loss, within_group_loss
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
 
 __all__ = ["load_split", "simulated_pairs", "spearman", "train_kcross"]
@@ -217,6 +217,7 @@ def train_kcross(
     limit: int | None = None,
     stage1_subjects: int = 0,
     init_from: str | Path | None = None,
+    within_subject_weight: float = 0.0,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train K-CROSS in two stages; writes ``<out_dir>/model.pt`` and ``training_summary.json``.
@@ -244,6 +245,8 @@ def train_kcross(
         init_from: start from trained weights (a checkpoint, run or bundle folder; its configuration replaces
             ``config``) -- fine-tuning, e.g. the shipped bundle on your own ratings with ``stage1_epochs=0``
             (keep the encoders, refit the score heads).
+        within_subject_weight: weight of :func:`~monai_kcross.losses.within_group_loss` over subjects in stage 2
+            (0: the paper's MSE alone), which rewards ranking the images of one subject rather than subjects.
         progress: show progress bars.
 
     Returns:
@@ -267,6 +270,7 @@ def train_kcross(
     summary: dict[str, Any] = {
         "config": config.to_dict(),
         "seed": seed,
+        "within_subject_weight": within_subject_weight,
         "train_entries": len(train["q"]),
         "validation_entries": len(val["q"]),
         "init_from": None if init_from is None else str(init_from),
@@ -289,7 +293,15 @@ def train_kcross(
         else {"skipped": True}
     )
     summary["stage2"] = _stage2(
-        network, train, val, run, stage2_epochs, batch_size * 8, head_learning_rate, branch_dropout
+        network,
+        train,
+        val,
+        run,
+        stage2_epochs,
+        batch_size * 8,
+        head_learning_rate,
+        branch_dropout,
+        within_subject_weight,
     )
     torch.save({"config": config.to_dict(), "state_dict": network.state_dict()}, out / "model.pt")
     (out / "training_summary.json").write_text(json.dumps(summary, indent=1))
@@ -370,13 +382,37 @@ def _subsets() -> list[tuple[str, ...]]:
     return [c for r in (1, 2) for c in combinations(BRANCHES, r)]
 
 
-def _stage2(network, train, val, run: _Run, epochs, batch_size, learning_rate, branch_dropout) -> dict[str, Any]:
+def _group_ids(cases: Sequence[str]) -> torch.Tensor:
+    index = {case: i for i, case in enumerate(dict.fromkeys(cases))}
+    return torch.tensor([index[case] for case in cases])
+
+
+def within_subject_srcc(score: torch.Tensor, labels: torch.Tensor, cases: Sequence[str]) -> float:
+    """Mean over subjects of the Spearman correlation of the images of one subject (subjects with >= 3 images)."""
+    groups = _group_ids(cases)
+    values = [
+        spearman(score.reshape(-1)[groups == g], labels.reshape(-1)[groups == g])
+        for g in groups.unique()
+        if int((groups == g).sum()) >= 3
+    ]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _stage2(
+    network, train, val, run: _Run, epochs, batch_size, learning_rate, branch_dropout, within_weight=0.0
+) -> dict[str, Any]:
     device = run.device
     started = time.perf_counter()
     for module in network.encoders():
         module.requires_grad_(False)
     cached, val_cached = _descriptors(network, train, device), _descriptors(network, val, device)
     labels, val_labels = train["q"].to(device), val["q"].to(device)
+    groups, val_groups = _group_ids(train["case"]).to(device), _group_ids(val["case"]).to(device)
+
+    def objective(score: torch.Tensor, target: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        loss = inconsistency_loss(score, target)
+        return loss + within_weight * within_group_loss(score, target, group) if within_weight else loss
+
     optimiser = torch.optim.Adam(network.score_parameters(), lr=learning_rate, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(run.seed + 1)
     subsets = _subsets()
@@ -393,7 +429,8 @@ def _stage2(network, train, val, run: _Run, epochs, batch_size, learning_rate, b
         if torch.rand(1, generator=generator).item() < branch_dropout:
             branches = subsets[int(torch.randint(len(subsets), (1,), generator=generator))]
         batch = {k: v[index.to(v.device)] for k, v in cached.items()}
-        loss = inconsistency_loss(network.heads(batch, branches)["score"], labels[index.to(labels.device)])
+        index = index.to(labels.device)
+        loss = objective(network.heads(batch, branches)["score"], labels[index], groups[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -406,7 +443,7 @@ def _stage2(network, train, val, run: _Run, epochs, batch_size, learning_rate, b
         network.eval()
         with torch.no_grad():
             score = network.heads(val_cached, BRANCHES)["score"]
-        engine.state.metrics["validation_loss"] = float(inconsistency_loss(score, val_labels))
+        engine.state.metrics["validation_loss"] = float(objective(score, val_labels, val_groups))
         history["loss"].append(float(engine.state.output))
         history["validation_loss"].append(engine.state.metrics["validation_loss"])
         history["validation_srcc"].append(spearman(score, val_labels))
@@ -424,6 +461,9 @@ def _stage2(network, train, val, run: _Run, epochs, batch_size, learning_rate, b
             "+".join(subset): spearman(network.heads(val_cached, subset)["score"], val_labels)
             for subset in [*_subsets(), BRANCHES]
         }
+        score = network.heads(val_cached, BRANCHES)["score"]
+        history["validation_mse"] = float(inconsistency_loss(score, val_labels))
+        history["validation_within_subject_srcc"] = within_subject_srcc(score, val_labels, val["case"])
     history["seconds"] = time.perf_counter() - started
     logging.getLogger("kcross").info("stage 2 done: %s", history["validation_srcc_by_branches"])
     return history
