@@ -87,11 +87,19 @@ class FullReferenceMetric(CumulativeIterationMetric):
         self, reduction: MetricReduction | str | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
-        result, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (result, not_nans) if self.get_not_nans else result
+        return reduce_buffer(self, reduction)
+
+
+def reduce_buffer(
+    metric: CumulativeIterationMetric, reduction: MetricReduction | str | None = None
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``aggregate()`` of the package's per-image metrics: reduce the buffered ``(N, C)`` scores with
+    ``reduction`` (default: the metric's), and also return the not-NaN count when ``metric.get_not_nans``."""
+    data = metric.get_buffer()
+    if not isinstance(data, torch.Tensor):
+        raise ValueError(f"{type(metric).__name__}: nothing to aggregate, call the metric on some data first.")
+    result, not_nans = do_metric_reduction(data, reduction or metric.reduction)
+    return (result, not_nans) if metric.get_not_nans else result
 
 
 def _per_item(value: TensorOrList | None, y: Sequence[torch.Tensor], name: str) -> list[torch.Tensor | None]:

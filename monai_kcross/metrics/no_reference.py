@@ -23,12 +23,11 @@ from typing import Any
 
 import torch
 from monai.metrics import CumulativeIterationMetric
-from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
 from ..functional.intensity import DataRange
 from ..functional.no_reference import brisque, get_brisque_model, get_niqe_model, niqe
-from .base import TensorOrList
+from .base import TensorOrList, reduce_buffer
 
 __all__ = ["BRISQUEMetric", "NIQEMetric", "NoReferenceMetric"]
 
@@ -76,21 +75,21 @@ class NoReferenceMetric(CumulativeIterationMetric):
         self, reduction: MetricReduction | str | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
-        result, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (result, not_nans) if self.get_not_nans else result
+        return reduce_buffer(self, reduction)
 
 
-class NIQEMetric(NoReferenceMetric):
-    """NIQE (lower is better); see :func:`monai_kcross.functional.niqe`.
+class _ModelBasedMetric(NoReferenceMetric):
+    """A no-reference score that needs a fitted natural-scene-statistics model (NIQE, BRISQUE).
 
     Args:
-        model: ``"mri"`` (default), ``"natural"``, a model dict or a model file path.
-        spatial_dims, data_range, slice_axis: as in :func:`~monai_kcross.functional.niqe`.
+        model: ``"mri"`` (default), ``"natural"``, a model dict or a model file path; resolved once, so bad
+            names or paths fail when the metric is built.
+        spatial_dims, data_range, slice_axis: as in the functional form.
         reduction, get_not_nans: as in :class:`NoReferenceMetric`.
     """
+
+    function: Callable[..., torch.Tensor]
+    load_model: Callable[[Any], Any]
 
     def __init__(
         self,
@@ -102,40 +101,27 @@ class NIQEMetric(NoReferenceMetric):
         get_not_nans: bool = False,
     ) -> None:
         super().__init__(
-            niqe,
+            type(self).function,
             reduction,
             get_not_nans,
-            model=get_niqe_model(model),  # resolved once: bad names or paths fail here
+            model=type(self).load_model(model),
             spatial_dims=spatial_dims,
             data_range=data_range,
             slice_axis=slice_axis,
         )
 
 
-class BRISQUEMetric(NoReferenceMetric):
-    """BRISQUE (lower is better); see :func:`monai_kcross.functional.brisque`.
+class NIQEMetric(_ModelBasedMetric):
+    """NIQE (lower is better); see :func:`monai_kcross.functional.niqe` and :class:`_ModelBasedMetric` for the
+    arguments (``model``, ``spatial_dims``, ``data_range``, ``slice_axis``, ``reduction``, ``get_not_nans``)."""
 
-    Args:
-        model: ``"mri"`` (default), ``"natural"``, a model dict or a model file path.
-        spatial_dims, data_range, slice_axis: as in :func:`~monai_kcross.functional.brisque`.
-        reduction, get_not_nans: as in :class:`NoReferenceMetric`.
-    """
+    function = staticmethod(niqe)
+    load_model = staticmethod(get_niqe_model)
 
-    def __init__(
-        self,
-        model: Model = "mri",
-        spatial_dims: int | None = None,
-        data_range: DataRange = "image",
-        slice_axis: int = -1,
-        reduction: Reduction = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-    ) -> None:
-        super().__init__(
-            brisque,
-            reduction,
-            get_not_nans,
-            model=get_brisque_model(model),  # resolved once: bad names or paths fail here
-            spatial_dims=spatial_dims,
-            data_range=data_range,
-            slice_axis=slice_axis,
-        )
+
+class BRISQUEMetric(_ModelBasedMetric):
+    """BRISQUE (lower is better); see :func:`monai_kcross.functional.brisque` and :class:`_ModelBasedMetric` for
+    the arguments (``model``, ``spatial_dims``, ``data_range``, ``slice_axis``, ``reduction``, ``get_not_nans``)."""
+
+    function = staticmethod(brisque)
+    load_model = staticmethod(get_brisque_model)
