@@ -378,7 +378,8 @@ def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float
 
     if not path.is_file():
         raise FileNotFoundError(f"ratings file {path} not found.")
-    with open(path, newline="") as handle:
+    group_column = group_column.strip().lower() if group_column else None
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: spreadsheets write a BOM
         reader = csv.DictReader(handle, skipinitialspace=True)
         header = [h.strip().lower() for h in reader.fieldnames or []]
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]

@@ -212,3 +212,34 @@ def test_report_kspace_map_shows_lost_high_frequencies():
     radius = radius.view(32, 32)
     assert difference[16, 16] < 1e-6  # the mean (DC, centred) is kept
     assert difference[radius > 8].mean() > 10 * difference[radius <= 2].mean()  # high frequencies lost
+
+
+def test_resume_keeps_rows_of_incomplete_cases_and_datalist_masks_resolve(tmp_path, monkeypatch):
+    folders = _folders(tmp_path, 3)
+    cases = find_cases(folders["reference"], folders["synthesized"])
+    score_cases(cases, tmp_path / "run", metrics=("psnr",), progress=False, report=False)
+    original, calls = scoring.score_case, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_case", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # a metric added, and the run interrupted after one case
+        score_cases(cases, tmp_path / "run", metrics=("psnr", "mae"), resume=True, progress=False, report=False)
+    kept = {(r["case"], r["metric"]) for r in _rows(tmp_path / "run" / "scores.csv")}
+    assert {("case1", "psnr"), ("case2", "psnr"), ("case0", "mae")} <= kept  # nothing scored before is lost
+    # relative mask paths of a datalist are resolved against the datalist's folder, whatever the working folder
+    entries = [
+        {
+            "reference": f"reference/case{i}.nii.gz",
+            "synthesized": f"synthesized/case{i}.nii.gz",
+            "mask": f"mask/case{i}.nii.gz",
+        }
+        for i in (0, 1)
+    ]
+    (tmp_path / "pairs.json").write_text(json.dumps({"test": entries}))
+    monkeypatch.chdir("/")
+    assert Path(find_cases(tmp_path / "pairs.json")[0]["mask"]) == folders["mask"] / "case0.nii.gz"

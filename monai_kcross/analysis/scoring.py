@@ -361,8 +361,7 @@ def _probe(
             kept.append(name)
             continue
         try:
-            middle = {k: v if v.ndim == 3 else v[..., v.shape[-1] // 2, None] for k, v in first.items()}
-            score_case(middle, [name], 2, device, network)
+            score_case(first, [name], 2, device, network)
             kept.append(name)
         except FileNotFoundError as error:
             skipped[name] = str(error).split(";")[0]
@@ -414,7 +413,8 @@ def score_cases(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     scores_path = out / "scores.csv"
     parts = out / "parts"
-    if scores_path.exists() and not (resume or overwrite):
+    interrupted_parts = parts.is_dir() and any(parts.glob("rank*.csv"))
+    if (scores_path.exists() or interrupted_parts) and not (resume or overwrite):
         raise FileExistsError(
             f"{scores_path} exists: continue that run with --resume (resume=True) or start again with --overwrite."
         )
@@ -446,7 +446,8 @@ def score_cases(
     for row in previous:
         done.setdefault(row["case"], set()).add(row["metric"])
     complete = {case for case, have in done.items() if set(metrics) <= have}
-    kept = {(r["case"], r["metric"]): r for r in previous if r["case"] in complete and r["metric"] in metrics}
+    # every previous row of a listed metric is carried (also of incomplete cases) until that case is scored again
+    kept = {(r["case"], r["metric"]): r for r in previous if r["metric"] in metrics}
     mine = [case for index, case in enumerate(cases) if index % world == rank and case["case"] not in complete]
     my_rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
@@ -458,14 +459,15 @@ def score_cases(
             failed[case["case"]] = str(error) if str(error).startswith("case ") else f"case {case['case']}: {error}"
             continue
         my_rows += [{"case": case["case"], "metric": name, "value": values[name]} for name in metrics]
-        written = list(kept.values()) + my_rows if world == 1 else my_rows
+        carried = kept if rank == 0 else {}  # rank 0's file carries the previous rows, so nothing is lost
+        written = list({**carried, **{(r["case"], r["metric"]): r for r in my_rows}}.values())
         write_atomically(target, _csv_text(_ordered(written, names, metrics)))
     if distributed:
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, (my_rows, failed))
         my_rows = [row for rows, _ in gathered for row in rows]
         failed = {k: v for _, f in gathered for k, v in f.items()}
-    rows = _ordered(list(kept.values()) + my_rows, names, metrics)
+    rows = _ordered(list({**kept, **{(r["case"], r["metric"]): r for r in my_rows}}.values()), names, metrics)
     run = ScoreRun(out, rows, metrics, [r for r in names if r not in complete and r not in failed], sorted(complete))
     run.failed, run.skipped_metrics = failed, skipped
     run.summary = summarise(rows, metrics, failed, skipped, resumed=len(complete))
@@ -486,12 +488,9 @@ def score_cases(
 
 
 def _panel(cases, metrics, spatial_dims, device, network) -> tuple[list[str], dict[str, str]]:
-    for case in cases:
-        try:
-            return _probe(metrics, load_case(case), spatial_dims, device, network)
-        except CaseError:
-            continue
-    return metrics, {}
+    generator = torch.Generator().manual_seed(0)  # a synthetic image: a blank or tiny first case must not decide
+    reference = torch.rand(1, 64, 64, generator=generator)
+    return _probe(metrics, {"reference": reference, "synthesized": reference.flip(-1)}, spatial_dims, device, network)
 
 
 def _ordered(rows: Sequence[Mapping[str, Any]], names: Sequence[str], metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -525,7 +524,11 @@ def summarise(
     for name in metrics:
         values = np.asarray([r["value"] for r in rows if r["metric"] == name], dtype=np.float64)
         finite = values[np.isfinite(values)]
-        entry: dict[str, Any] = {"n": int(finite.size), "n_infinite": int(values.size - finite.size)}
+        entry: dict[str, Any] = {
+            "n": int(finite.size),
+            "n_infinite": int(np.isinf(values).sum()),
+            "n_nan": int(np.isnan(values).sum()),
+        }
         if name == "kcross":
             entry["direction"] = "higher is better"
         else:

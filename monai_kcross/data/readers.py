@@ -137,7 +137,7 @@ def read_quality_scores(path: str | Path, duplicates: str = "mean") -> list[dict
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"quality score file {path} does not exist.")
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         rows = [row for row in csv.reader(handle, skipinitialspace=True) if row and any(c.strip() for c in row)]
     if not rows:
         raise ValueError(f"{path} holds no scores.")
@@ -192,7 +192,7 @@ def _score(text: str, path: Path, number: int) -> float:
     return float(text)
 
 
-PAIR_KEYS = ("synthesized", "reference", "source", "label")
+PAIR_KEYS = ("synthesized", "reference", "source", "label", "mask")
 
 
 def read_pair_datalist(
