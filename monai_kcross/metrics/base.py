@@ -1,4 +1,4 @@
-"""The MONAI metric wrapper shared by every full-reference metric of the package."""
+"""The MONAI metric wrappers shared by the package's per-image metrics (full-reference and no-reference)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,50 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-__all__ = ["FullReferenceMetric"]
+__all__ = ["FullReferenceMetric", "PerImageMetric"]
 
 TensorOrList = torch.Tensor | Sequence[torch.Tensor]
 
 
-class FullReferenceMetric(CumulativeIterationMetric):
+class PerImageMetric(CumulativeIterationMetric):
+    """The package's functional metrics as MONAI ``CumulativeIterationMetric``: each call scores a batch and
+    appends the ``(B, C)`` results to the buffer; ``aggregate()`` reduces everything seen since the last
+    ``reset()`` (across processes under ``torch.distributed``). NaN results are skipped by the reduction and
+    counted by ``get_not_nans``.
+
+    Args:
+        metric_fn: the functional metric returning ``(B, C)``.
+        reduction: MONAI reduction applied by ``aggregate`` (``"mean"``, ``"sum"``, ``"mean_batch"``,
+            ``"mean_channel"``, ``"none"``, ...).
+        get_not_nans: whether ``aggregate`` also returns the count of non-NaN values.
+        metric_kwargs: fixed keyword arguments of ``metric_fn``.
+    """
+
+    def __init__(
+        self,
+        metric_fn: Callable[..., torch.Tensor],
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        **metric_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.metric_fn = metric_fn
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+        self.metric_kwargs = metric_kwargs
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
+        result, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        return (result, not_nans) if self.get_not_nans else result
+
+
+class FullReferenceMetric(PerImageMetric):
     """A functional metric of this package as a MONAI ``CumulativeIterationMetric``.
 
     Each call scores a batch and appends the ``(B, C)`` results to the metric's buffer; ``aggregate()``
@@ -34,19 +72,6 @@ class FullReferenceMetric(CumulativeIterationMetric):
         get_not_nans: whether ``aggregate`` also returns the count of non-NaN values.
         metric_kwargs: fixed keyword arguments of ``metric_fn`` (``data_range``, window options, ...).
     """
-
-    def __init__(
-        self,
-        metric_fn: Callable[..., torch.Tensor],
-        reduction: MetricReduction | str = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-        **metric_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        self.metric_fn = metric_fn
-        self.reduction = reduction
-        self.get_not_nans = get_not_nans
-        self.metric_kwargs = metric_kwargs
 
     def __call__(  # type: ignore[override]
         self,
@@ -82,24 +107,6 @@ class FullReferenceMetric(CumulativeIterationMetric):
             for i, (p, t) in enumerate(zip(y_pred, y))
         ]
         return torch.cat(results, dim=0)
-
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
-        return reduce_buffer(self, reduction)
-
-
-def reduce_buffer(
-    metric: CumulativeIterationMetric, reduction: MetricReduction | str | None = None
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """``aggregate()`` of the package's per-image metrics: reduce the buffered ``(N, C)`` scores with
-    ``reduction`` (default: the metric's), and also return the not-NaN count when ``metric.get_not_nans``."""
-    data = metric.get_buffer()
-    if not isinstance(data, torch.Tensor):
-        raise ValueError(f"{type(metric).__name__}: nothing to aggregate, call the metric on some data first.")
-    result, not_nans = do_metric_reduction(data, reduction or metric.reduction)
-    return (result, not_nans) if metric.get_not_nans else result
 
 
 def _per_item(value: TensorOrList | None, y: Sequence[torch.Tensor], name: str) -> list[torch.Tensor | None]:

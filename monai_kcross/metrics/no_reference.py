@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.metrics import CumulativeIterationMetric
 from monai.utils import MetricReduction
 
 from ..functional.intensity import DataRange
 from ..functional.no_reference import brisque, get_brisque_model, get_niqe_model, niqe
-from .base import TensorOrList, reduce_buffer
+from .base import PerImageMetric, TensorOrList
 
 __all__ = ["BRISQUEMetric", "NIQEMetric", "NoReferenceMetric"]
 
@@ -35,7 +34,7 @@ Reduction = MetricReduction | str
 Model = str | Path | Mapping[str, Any]
 
 
-class NoReferenceMetric(CumulativeIterationMetric):
+class NoReferenceMetric(PerImageMetric):
     """A no-reference functional metric of this package as a MONAI ``CumulativeIterationMetric``.
 
     Each call scores a batch and appends the ``(B, C)`` results to the buffer; ``aggregate()`` reduces everything
@@ -49,19 +48,6 @@ class NoReferenceMetric(CumulativeIterationMetric):
         metric_kwargs: fixed keyword arguments of ``metric_fn`` (``model``, ``data_range``, ...).
     """
 
-    def __init__(
-        self,
-        metric_fn: Callable[..., torch.Tensor],
-        reduction: Reduction = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-        **metric_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        self.metric_fn = metric_fn
-        self.reduction = reduction
-        self.get_not_nans = get_not_nans
-        self.metric_kwargs = metric_kwargs
-
     def __call__(self, y_pred: TensorOrList, y: TensorOrList | None = None) -> torch.Tensor:  # type: ignore[override]
         """Score a batch ``(B, C, H, W[, D])`` or a list of ``(C, H, W[, D])`` (and buffer it); returns ``(B, C)``."""
         if y is not None:
@@ -70,12 +56,6 @@ class NoReferenceMetric(CumulativeIterationMetric):
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         return self.metric_fn(y_pred, **self.metric_kwargs)
-
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Reduce the buffered ``(N, C)`` scores; returns the result (and the not-NaN count if requested)."""
-        return reduce_buffer(self, reduction)
 
 
 class _ModelBasedMetric(NoReferenceMetric):
