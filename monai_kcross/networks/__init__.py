@@ -2,7 +2,7 @@
 heads), its complex-valued layers, and the tissue-and-lesion segmenter."""
 
 from .kcross import BRANCHES, KCross, KCrossConfig
-from .segmenter import CLASSES, build_segmenter, load_segmenter, rank_normalize, segment, train_segmenter
+from .segmenter import CLASSES, build_segmenter, load_segmenter, rank_normalize, segment, segment_probabilities
 
 __all__ = [
     "BRANCHES",
@@ -13,5 +13,5 @@ __all__ = [
     "load_segmenter",
     "rank_normalize",
     "segment",
-    "train_segmenter",
+    "segment_probabilities",
 ]
