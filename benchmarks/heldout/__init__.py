@@ -1,0 +1,1 @@
+"""Held-out evaluation of K-CROSS on an independent simulator (see PROTOCOL.md)."""
