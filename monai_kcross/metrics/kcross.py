@@ -77,7 +77,45 @@ def _slices(volume: torch.Tensor, spatial_dims: int, slice_axis: int) -> torch.T
     return flat if spatial_dims == 2 else to_slices(flat, slice_axis)
 
 
+#: pixels per network call on the CPU: activations of larger batches outgrow the caches (measured: 112x128 best
+#: at 4 slices, 240x240 at 1); on CUDA the budget is larger
+PIXEL_BUDGET = {"cpu": 60_000, "cuda": 4_000_000}
+MIN_SIZE = 32  # the segmenter's deepest level needs at least 2x2 voxels (4 halvings)
+
+
+def auto_batch_size(height: int, width: int, device: torch.device) -> int:
+    """Slices per network call for ``height x width`` slices: the device's pixel budget, at least 1."""
+    padded = (height + (-height) % 16) * (width + (-width) % 16)
+    return max(1, PIXEL_BUDGET.get(device.type, PIXEL_BUDGET["cuda"]) // padded)
+
+
 @torch.no_grad()
+def _score_slices(
+    net: KCross,
+    pred_s: torch.Tensor,
+    ref_s: torch.Tensor,
+    src_s: torch.Tensor | None,
+    lesion_s: torch.Tensor | None,
+    index: torch.Tensor,
+    branches: tuple[str, ...],
+    wanted: dict[str, tuple[str, ...]],
+    batch_size: int,
+) -> dict[str, torch.Tensor]:
+    scores = {key: torch.full((ref_s.shape[0],), float("nan"), device=ref_s.device) for key in wanted}
+    for start in range(0, len(index), batch_size):
+        part = index[start : start + batch_size]
+        descriptors = net.descriptors(
+            pred_s[part],
+            ref_s[part],
+            None if src_s is None else src_s[part],
+            None if lesion_s is None else lesion_s[part],
+            branches,
+        )
+        for key, subset in wanted.items():
+            scores[key][part] = net.heads(descriptors, subset)["score"]
+    return scores
+
+
 def kcross(
     y_pred: torch.Tensor,
     y: torch.Tensor,
@@ -90,75 +128,89 @@ def kcross(
     data_range: DataRange = "reference",
     slice_axis: int = -1,
     min_foreground: float = 0.05,
-    batch_size: int = 16,
+    batch_size: int | str = "auto",
     return_branches: bool = False,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
-    """K-CROSS score ``(B, C)`` in ``[0, 1]`` (higher is better).
+    """K-CROSS score ``(B, C)`` in ``(0, 1]`` (higher is better; exactly 1 when ``y_pred`` equals ``y``).
 
     Args:
         y_pred: synthesized images ``(B, C, H, W[, D])`` (target modality).
         y: reference images of the same modality, same shape.
-        source: source-modality images, same shape; required when the structure branch is enabled.
+        source: source-modality images, same shape (optional: without it the structure branch compares the
+            synthesized image with the reference only).
         mask: lesion masks ``(B|1, 1, *spatial)``; predicted by the network's segmenter when ``None``.
         network: a :class:`KCross`, a checkpoint/bundle path, or ``None`` for the shipped bundle.
-        branches: subset of ``("complex", "structure", "tumour")`` -- the paper's ablations; drop
-            ``"tumour"`` for healthy subjects, ``"structure"`` when no source image exists.
+        branches: subset of ``("complex", "structure", "tumour")`` -- the paper's ablations.
         spatial_dims: 2 or 3 (inferred when ``None``).
         data_range: intensity policy for ``y`` and ``y_pred`` (the source always uses its own range).
         slice_axis: axis cut into slices for volumes.
-        min_foreground: minimum foreground fraction of a slice to be scored (volumes).
-        batch_size: slices per network call.
+        min_foreground: minimum foreground fraction of a volume's slice to be scored; a volume without such a
+            slice gets NaN.
+        batch_size: slices per network call, or ``"auto"`` (a pixel budget per device, see
+            :func:`auto_batch_size`).
         return_branches: also return the single-branch scores.
 
     Returns:
         ``(B, C)`` scores, or ``{"kcross", "complex", "structure", "tumour"}`` of ``(B, C)`` tensors (a disabled
         branch's entry is NaN).
+
+    Raises:
+        ValueError: bad shapes, non-finite inputs or lesion mask, unknown branches, slices smaller than 32 px.
+        RuntimeError: gradients requested (the score is not differentiable: its intensity harmonisation is
+            rank-based and its lesion masks are thresholded).
     """
     name = "kcross"
-    y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
-    branches = tuple(branches)
-    if not branches or any(b not in BRANCHES for b in branches):
-        raise ValueError(f"{name}: branches must be a non-empty subset of {BRANCHES}, got {branches}.")
-    if "structure" in branches and source is None:
-        raise ValueError(f"{name}: the structure branch needs `source` (the source-modality image), or drop it.")
-    if source is not None:
-        source, _, _ = check_image_pair(as_plain_tensor(source), y, spatial_dims, f"{name} (source)")
-    if spatial_dims == 3 and not -3 <= slice_axis <= 2:
-        raise ValueError(f"{name}: slice_axis must index a spatial axis, got {slice_axis}.")
-    batch, channels = y.shape[:2]
-    x_u, y_u = to_unit_range(y_pred, y, data_range, name, torch.float32)
-    pred_s, ref_s = _slices(x_u, spatial_dims, slice_axis), _slices(y_u, spatial_dims, slice_axis)
-    src_s = None
-    if source is not None:
-        s_u = to_unit_range(source, source, "reference", f"{name} (source)", torch.float32)[1]
-        src_s = _slices(s_u, spatial_dims, slice_axis)
-    lesion_s = None
-    if mask is not None:
-        mask = as_plain_tensor(mask)
-        if tuple(mask.shape[2:]) != tuple(y.shape[2:]) or mask.shape[0] not in (1, batch) or mask.shape[1] != 1:
-            raise ValueError(f"{name}: lesion mask of shape {tuple(mask.shape)} does not fit images {tuple(y.shape)}.")
-        lesion = (mask > 0).float().expand(batch, channels, *y.shape[2:])
-        lesion_s = _slices(lesion, spatial_dims, slice_axis)
-    valid = (ref_s > 0.01).flatten(1).float().mean(1) >= (min_foreground if spatial_dims == 3 else 0.0)
-    net = _network(network, y.device)
-    wanted = {"kcross": branches, **({b: (b,) for b in BRANCHES} if return_branches else {})}
-    scores = {key: torch.full((ref_s.shape[0],), float("nan"), device=y.device) for key in wanted}
-    index = torch.nonzero(valid).flatten()
-    for start in range(0, len(index), batch_size):
-        part = index[start : start + batch_size]
-        descriptors = net.descriptors(
-            pred_s[part],
-            ref_s[part],
-            None if src_s is None else src_s[part],
-            None if lesion_s is None else lesion_s[part],
-            branches,
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (y_pred, y, source)):
+        raise RuntimeError(
+            f"{name} is not differentiable (rank-based intensity harmonisation, thresholded lesion masks): call it "
+            "under torch.no_grad() or on detached tensors; for a training loss use a differentiable metric such as "
+            "monai_kcross.losses.PerceptualLoss."
         )
-        for key, subset in wanted.items():
-            if key in BRANCHES and key not in branches:
-                continue
-            scores[key][part] = net.heads(descriptors, subset)["score"]
-    out = {key: value.view(batch, channels, -1).nanmean(-1) for key, value in scores.items()}
-    return out if return_branches else out["kcross"]
+    with torch.no_grad():
+        y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
+        branches = tuple(branches)
+        if not branches or any(b not in BRANCHES for b in branches):
+            raise ValueError(f"{name}: branches must be a non-empty subset of {BRANCHES}, got {branches}.")
+        if source is not None:
+            source, _, _ = check_image_pair(as_plain_tensor(source), y, spatial_dims, f"{name} (source)")
+        if spatial_dims == 3 and not -3 <= slice_axis <= 2:
+            raise ValueError(f"{name}: slice_axis must index a spatial axis, got {slice_axis}.")
+        batch, channels = y.shape[:2]
+        x_u, y_u = to_unit_range(y_pred, y, data_range, name, torch.float32)
+        pred_s, ref_s = _slices(x_u, spatial_dims, slice_axis), _slices(y_u, spatial_dims, slice_axis)
+        if min(ref_s.shape[-2:]) < MIN_SIZE:
+            raise ValueError(
+                f"{name}: slices of {tuple(ref_s.shape[-2:])} px are too small; K-CROSS needs at least "
+                f"{MIN_SIZE} x {MIN_SIZE} px per slice."
+            )
+        src_s = None
+        if source is not None:
+            s_u = to_unit_range(source, source, "reference", f"{name} (source)", torch.float32)[1]
+            src_s = _slices(s_u, spatial_dims, slice_axis)
+        lesion_s = None
+        if mask is not None:
+            mask = as_plain_tensor(mask)
+            if tuple(mask.shape[2:]) != tuple(y.shape[2:]) or mask.shape[0] not in (1, batch) or mask.shape[1] != 1:
+                raise ValueError(
+                    f"{name}: lesion mask of shape {tuple(mask.shape)} does not fit images {tuple(y.shape)}."
+                )
+            if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
+                raise ValueError(f"{name}: the lesion mask contains NaN or Inf values.")
+            lesion = (mask > 0).float().expand(batch, channels, *y.shape[2:])
+            lesion_s = _slices(lesion, spatial_dims, slice_axis)
+        valid = (ref_s > 0.01).flatten(1).float().mean(1) >= (min_foreground if spatial_dims == 3 else 0.0)
+        net = _network(network, y.device)
+        wanted = {"kcross": branches, **({b: (b,) for b in branches} if return_branches else {})}
+        if batch_size == "auto":
+            batch_size = auto_batch_size(*ref_s.shape[-2:], y.device)
+        index = torch.nonzero(valid).flatten()
+        scores = _score_slices(net, pred_s, ref_s, src_s, lesion_s, index, branches, wanted, int(batch_size))
+        out = {key: value.view(batch, channels, -1).nanmean(-1) for key, value in scores.items()}
+        if return_branches:
+            nan = torch.full_like(out["kcross"], float("nan"))
+            out.update({b: nan for b in BRANCHES if b not in out})
+            return out
+        return out["kcross"]
 
 
 class KCrossMetric(FullReferenceMetric):
@@ -209,7 +261,7 @@ class KCrossScorer(torch.nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = as_plain_tensor(x)
+        x = as_plain_tensor(x).detach()
         if x.ndim not in (4, 5) or x.shape[1] not in (3, 4):
             raise ValueError(
                 "KCrossScorer expects (B, 3|4, H, W[, D]) -- synthesized, reference, source[, lesion] channels -- "

@@ -1,32 +1,47 @@
-"""The K-CROSS network: complex k-space branch, shared structure branch, tumour branch and score heads.
+"""The K-CROSS network (1.0): complex k-space branch, shared structure branch, tumour branch and score heads.
 
-Design (paper: "K-Space-Aware Cross-Modality Score for Synthesized Neuroimage Quality Assessment"; where the
-paper is silent the choices below are ours and documented):
+Paper: "K-Space-Aware Cross-Modality Score for Synthesized Neuroimage Quality Assessment". Where the paper is
+silent the choices below are ours and documented. Version 1.0 keeps the paper's architecture -- a complex U-Net
+on k-space, a structure encoder shared by source and target contrast (MMD similarity loss), a segmentation
+network and a tumour encoder for lesions, and score networks on top -- and makes three properties hold **by
+construction**:
 
-* **Complex branch** -- a complex U-Net (complex convolutions, batch norm and leaky ReLU in the encoder,
-  complex transposed convolutions and ReLU in the decoder, no output tanh) on the centred orthonormal k-space
-  of the target-modality image, trained to reconstruct it (frequency loss). For scoring, every encoder level
-  of the reference and the synthesized image are compared channel by channel with the complex coherence
-  ``sum(F_ref conj(F_syn)) / sqrt(sum|F_ref|^2 sum|F_syn|^2)`` (1 for identical features; its phase carries
-  k-space shifts), giving a complex descriptor (512 values with the paper-size encoder).
-* **Structure branch** -- one real encoder/decoder shared by source and target modality, trained to reconstruct
-  both (L1) while an MMD loss pulls their encodings together. For scoring, the features of the synthesized
-  image are compared with those of the source and of the reference (per-channel structure term
-  ``(2 cov + c) / (var + var + c)``) at the ``structure_levels`` deepest encoder levels (the paper: the deepest
-  only; the shipped small configuration: all four, which keeps fine anatomy in the descriptor).
-* **Tumour branch** -- a lesion mask (given, or predicted by a pluggable segmenter: by default the package's
-  MRI segmenter on the reference and on the synthesized slice, union) selects the lesion; an encoder/decoder
-  for the target modality, trained to reconstruct lesion regions (Laplacian + perceptual loss), encodes the
-  masked reference and synthesized slices; per-channel luminance and structure terms inside the mask form its
-  descriptor. Without a lesion the descriptor is neutral (healthy mode).
-* **Score heads** -- a complex MLP (descriptor -> 256 -> 1, real part taken) and a natural MLP on the
-  structure and tumour descriptors (512 -> 256 -> 1); ``score = sigmoid(bias + sum of the enabled heads)``.
-  Disabled branches (ablations, healthy mode) contribute neutral descriptors; the heads are trained with
-  random branch dropout so every subset of branches is calibrated. Score in ``[0, 1]``, higher is better.
+1. **Identity is ideal.** Every descriptor is a *deviation* that is exactly 0 when the synthesized image equals
+   the reference (it is computed from the difference of the two images' features, never from a ratio that is
+   only approximately 1), and the score heads map the all-zero descriptor to a penalty of exactly 0:
+   ``score = exp(-penalty)`` is exactly 1 for ``kcross(x, x)``, for every branch subset, with or without a
+   source or lesion mask.
+2. **Global monotone intensity maps are free.** Before any comparison the synthesized slice is mapped onto the
+   reference's intensities by exact histogram matching inside the head
+   (:func:`~monai_kcross.functional.histogram.match_histogram`): scale, offset, gamma and any other strictly
+   increasing map of the synthesized image give the reference back inside the head.
+3. **Heads are monotone.** Each head is non-decreasing in every deviation (non-negative weights, increasing
+   activations) and anchored at 0, so a larger deviation can never raise the score.
 
-Inputs of :meth:`KCross.forward` are 2-D slices ``(B, 1, H, W)`` already mapped to the unit range (the
-reference onto ``[0, 1]``, the synthesized image with the same map, the source onto its own ``[0, 1]``); the
-metric front end (:mod:`monai_kcross.metrics.kcross`) does this and handles volumes.
+Branches and their deviations (all ``>= 0``, 0 at identity):
+
+* **complex** -- the complex U-Net encoder on the centred orthonormal k-space of the reference and of the
+  harmonised synthesized slice; per encoder channel the complex deviation
+  ``(sum|a - b|^2 - 2i Im sum a conj(b)) / (sum|a|^2 + sum|b|^2)`` (``1 - `` the symmetric coherence; its
+  imaginary part carries k-space phase shifts). The complex score network applies a bias-free complex linear
+  layer to these deviations and feeds the moduli to a monotone MLP.
+* **structure** -- the shared encoder on the harmonised synthesized slice, the reference and (when given) the
+  source; per channel of the deepest ``structure_levels`` levels: the structure deviation
+  ``var(a - b) / (var a + var b + c)`` over the slice, the mean of its local (7x7-window) map, the mean of the
+  map's worst 5 % inside the head (local damage is not averaged away), and, with a source, the change of the
+  cross-contrast structure term ``|s(syn, src) - s(ref, src)|`` (the paper's shared-structure comparison, made
+  relative to the reference so that it vanishes at identity).
+* **tumour** -- the segmenter (:mod:`~monai_kcross.networks.segmenter`, contrast-agnostic) on the reference and
+  the harmonised synthesized slice gives class probabilities; a lesion mask (given, or the union of the two
+  predicted lesions, dilated by 2 px) selects the lesion, which the tumour encoder encodes in both images; the
+  deviations are the luminance and structure deviations of its deepest features inside the mask, the soft-Dice
+  deviations of the CSF, grey-matter, white-matter and lesion probability maps, and the change of lesion area
+  ``|log((A_syn + 1) / (A_ref + 1))|``. Without a lesion the lesion terms are 0 (healthy mode).
+
+``score = exp(-(bias-free complex head + natural head))`` in ``(0, 1]``, higher is better. Disabled branches
+(ablations) contribute zero deviations. Inputs of :meth:`KCross.forward` are 2-D slices ``(B, 1, H, W)`` mapped
+to the unit range (the reference onto ``[0, 1]``, the synthesized slice with the same map, the source onto its
+own ``[0, 1]``); :mod:`monai_kcross.metrics.kcross` does this and handles volumes.
 """
 
 from __future__ import annotations
@@ -40,7 +55,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..transforms.kspace import to_kspace
+from ..functional.foreground import enclosed_foreground
+from ..functional.fourier import to_kspace
+from ..functional.histogram import match_histogram
 from .complex import (
     ComplexBatchNorm,
     ComplexConv,
@@ -49,11 +66,22 @@ from .complex import (
     ComplexLinear,
     ComplexReLU,
     complex_cat,
+    to_stacked,
 )
 
-__all__ = ["BRANCHES", "KCross", "KCrossConfig", "default_lesion_segmenter", "pad_to_multiple"]
+__all__ = [
+    "BRANCHES",
+    "KCross",
+    "KCrossConfig",
+    "MonotoneHead",
+    "complex_deviation",
+    "default_lesion_segmenter",
+    "pad_to_multiple",
+]
 
 BRANCHES = ("complex", "structure", "tumour")
+SEGMENTATION_CLASSES = ("csf", "gm", "wm", "lesion")
+_C = 1e-4  # stabiliser of the variance ratios (features are O(1))
 
 
 @dataclass
@@ -67,8 +95,9 @@ class KCrossConfig:
     hidden: int = 256
     structure_levels: int = 1
     min_lesion: int = 10
-    source_contrast: str = "t1"
-    target_contrast: str = "t2"
+    worst_fraction: float = 0.05
+    source_contrast: str = "any"
+    target_contrast: str = "any"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -87,10 +116,22 @@ class KCrossConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KCrossConfig:
-        fields = dict(data)  # checkpoints written before a field existed get its default
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("complex_channels", "structure_channels", "tumour_channels"):
             fields[key] = tuple(fields[key])
         return cls(**fields)
+
+    @property
+    def complex_dim(self) -> int:
+        return sum(self.complex_channels)
+
+    @property
+    def structure_dim(self) -> int:
+        return 4 * sum(self.structure_channels[-self.structure_levels :])
+
+    @property
+    def tumour_dim(self) -> int:
+        return 2 * self.tumour_channels[-1] + len(SEGMENTATION_CLASSES) + 1
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> torch.Tensor:
@@ -138,7 +179,8 @@ class _RealUNet(nn.Module):
 
 
 class _ComplexUNet(nn.Module):
-    """Complex U-Net on k-space: complex conv/BN/LeakyReLU encoder, transposed-conv/BN/ReLU decoder."""
+    """Complex U-Net on stacked k-space ``(B, 2, H, W)``: complex conv/BN/LeakyReLU encoder, transposed-conv/BN/
+    ReLU decoder; features and output are stacked complex tensors (see :mod:`~monai_kcross.networks.complex`)."""
 
     def __init__(self, channels: Sequence[int]) -> None:
         super().__init__()
@@ -180,45 +222,101 @@ class _ComplexUNet(nn.Module):
         return self.head(h), features
 
 
-def _weighted_stats(
-    a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None, c: float = 1e-6
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel luminance and structure similarity of feature maps ``(B, C, h, w)`` (inside ``weights``)."""
+class MonotoneHead(nn.Module):
+    """Penalty ``h(d) - h(0) >= 0`` of deviations ``d >= 0`` ``(B, n)``: a two-layer MLP with non-negative weights
+    (softplus of free parameters) and softplus activations, hence non-decreasing in every input and exactly 0 at
+    ``d = 0``."""
+
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.weight1 = nn.Parameter(torch.randn(hidden, in_features) * 0.5 - 3.0)
+        self.bias1 = nn.Parameter(torch.zeros(hidden))
+        self.weight2 = nn.Parameter(torch.randn(hidden) * 0.5 - 3.0)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        hidden = F.softplus(F.linear(d, F.softplus(self.weight1), self.bias1)) - F.softplus(self.bias1)
+        return hidden @ F.softplus(self.weight2)
+
+
+class _ComplexHead(nn.Module):
+    """The complex score network: a bias-free complex linear layer on the complex deviations, moduli, then a
+    monotone MLP. Zero deviations give a zero penalty."""
+
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.linear = ComplexLinear(in_features, hidden, bias=False)
+        self.head = MonotoneHead(2 * hidden, hidden)
+
+    def forward(self, deviation: torch.Tensor) -> torch.Tensor:
+        real, imag = self.linear(deviation).chunk(2, 1)
+        return self.head(torch.cat([real.abs(), imag.abs()], 1))
+
+
+# ------------------------------------------------------------------------------------------ deviations
+def _masked_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``(B, C, h, w)`` over space, weighted by ``(B, 1, h, w)`` (plain mean when ``None``)."""
     if weights is None:
-        weights = torch.ones_like(a[:, :1])
-    else:
-        weights = F.interpolate(weights, size=a.shape[-2:], mode="area")
-    total = weights.sum((2, 3)).clamp_min(1e-12)
-
-    def mean(v: torch.Tensor) -> torch.Tensor:
-        return (v * weights).sum((2, 3)) / total
-
-    ma, mb = mean(a), mean(b)
-    va = mean((a - ma[..., None, None]).square())
-    vb = mean((b - mb[..., None, None]).square())
-    cov = mean(a * b) - ma * mb
-    luminance = (2 * ma * mb + c) / (ma.square() + mb.square() + c)
-    structure = (2 * cov + c) / (va + vb + c)
-    return luminance, structure
+        return x.mean((2, 3))
+    return (x * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-12)
 
 
-def complex_coherence(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Per-channel complex coherence of complex maps ``(B, C, h, w)`` -> ``(B, C)`` complex, ``|.| <= 1``."""
-    numerator = (a * b.conj()).sum((2, 3))
-    power = (a.abs().square().sum((2, 3)) * b.abs().square().sum((2, 3))).sqrt()
-    return numerator / (power + eps)
+def _variance_ratio(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Structure deviation ``var(a - b) / (var a + var b + c)`` per channel ``(B, C)``; exactly 0 when a == b."""
+    centred = lambda v: v - _masked_mean(v, weights)[..., None, None]  # noqa: E731
+    difference = _masked_mean(centred(a - b).square(), weights)
+    return difference / (_masked_mean(centred(a).square(), weights) + _masked_mean(centred(b).square(), weights) + _C)
 
 
-def default_lesion_segmenter(device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
-    """Lesion masks ``(B, 1, H, W)`` of unit-range slices from the package's pretrained segmenter."""
-    from .segmenter import CLASSES, load_segmenter, segment
+def _luminance_deviation(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``(mu_a - mu_b)^2 / (mu_a^2 + mu_b^2 + c)`` per channel; exactly 0 when a == b."""
+    ma, mb = _masked_mean(a, weights), _masked_mean(b, weights)
+    return (ma - mb).square() / (ma.square() + mb.square() + _C)
+
+
+def _local_variance_ratio(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Map ``(B, C, h, w)`` of the structure deviation in ``window`` x ``window`` neighbourhoods."""
+    pool = lambda v: F.avg_pool2d(v, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    d = a - b
+    var_d = (pool(d.square()) - pool(d).square()).clamp_min(0)
+    var_a = (pool(a.square()) - pool(a).square()).clamp_min(0)
+    var_b = (pool(b.square()) - pool(b).square()).clamp_min(0)
+    return var_d / (var_a + var_b + _C)
+
+
+def _worst_mean(values: torch.Tensor, inside: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mean of the largest ``fraction`` of ``values`` ``(B, C, h, w)`` inside ``inside`` ``(B, 1, h, w)``."""
+    flat = torch.where(inside, values, torch.zeros_like(values)).flatten(2)
+    count = inside.flatten(1).sum(1).clamp_min(1)
+    k = max(1, int(round(fraction * flat.shape[-1])))
+    top = flat.topk(min(k, flat.shape[-1]), dim=-1).values  # zeros outside never exceed the deviations (>= 0)
+    k_rows = (count.to(values.dtype) * fraction).clamp(min=1, max=k)
+    ranks = torch.arange(top.shape[-1], device=values.device)
+    keep = ranks[None, None, :] < k_rows[:, None, None]
+    return (top * keep).sum(-1) / k_rows[:, None]
+
+
+def complex_deviation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-channel complex deviation of stacked complex maps ``(B, 2C, h, w)`` -> stacked ``(B, 2C)``.
+
+    ``(sum|a - b|^2 - 2i Im sum a conj(b)) / (sum|a|^2 + sum|b|^2)``: ``1 -`` the symmetric complex coherence
+    ``2 sum a conj(b) / (sum|a|^2 + sum|b|^2)``; exactly 0 when ``a == b``.
+    """
+    ar, ai = a.chunk(2, 1)
+    br, bi = b.chunk(2, 1)
+    power = (ar.square() + ai.square() + br.square() + bi.square()).sum((2, 3)) + eps
+    distance = ((ar - br).square() + (ai - bi).square()).sum((2, 3))
+    cross_imag = (ai * br - ar * bi).sum((2, 3))  # Im sum a conj(b)
+    return torch.cat([distance / power, -2 * cross_imag / power], 1)
+
+
+def default_lesion_segmenter(device: torch.device | str = "cpu") -> Callable[..., torch.Tensor]:
+    """Class probabilities ``(B, 5, H, W)`` of unit-range slices from the package's pretrained segmenter."""
+    from .segmenter import load_segmenter, segment_probabilities
 
     network = load_segmenter(device=device)
-    lesion = CLASSES.index("lesion")
 
-    def predict(image: torch.Tensor) -> torch.Tensor:
-        foreground = image > 0.01
-        return (segment(image, foreground, network) == lesion)[:, None]
+    def predict(image: torch.Tensor, foreground: torch.Tensor | None = None) -> torch.Tensor:
+        return segment_probabilities(image, foreground, network)
 
     return predict
 
@@ -227,35 +325,25 @@ class KCross(nn.Module):
     """The K-CROSS model (see the module docstring).
 
     Args:
-        config: network sizes and the contrast pair it is trained for.
-        segmenter: callable mapping unit-range slices ``(B, 1, H, W)`` to lesion masks ``(B, 1, H, W)`` -- any
-            MONAI network can be wrapped (``lambda x: net(x).argmax(1, keepdim=True) == k``); default: the
-            package's pretrained segmenter, loaded on first use.
+        config: network sizes.
+        segmenter: callable mapping unit-range slices ``(B, 1, H, W)`` (and a foreground ``(B, 1, H, W)``) to
+            class probabilities ``(B, 5, H, W)`` over background, CSF, GM, WM, lesion -- any MONAI network can be
+            wrapped; default: the package's pretrained segmenter, loaded on first use.
     """
 
-    def __init__(
-        self, config: KCrossConfig | None = None, segmenter: Callable[[torch.Tensor], torch.Tensor] | None = None
-    ) -> None:
+    def __init__(self, config: KCrossConfig | None = None, segmenter: Callable[..., torch.Tensor] | None = None) -> None:
         super().__init__()
         self.config = config or KCrossConfig()
         cfg = self.config
-        self.complex_net = _ComplexUNet(cfg.complex_channels)
-        self.structure_net = _RealUNet(cfg.structure_channels)
-        self.tumour_net = _RealUNet(cfg.tumour_channels)
-        complex_dim = sum(cfg.complex_channels)
         if not 1 <= cfg.structure_levels <= len(cfg.structure_channels):
             raise ValueError(
                 f"structure_levels must be in [1, {len(cfg.structure_channels)}], got {cfg.structure_levels}."
             )
-        structure_dim = 2 * sum(cfg.structure_channels[-cfg.structure_levels :])
-        natural_dim = structure_dim + 2 * cfg.tumour_channels[-1]
-        self.complex_head = nn.Sequential(
-            ComplexLinear(complex_dim, cfg.hidden), ComplexReLU(), ComplexLinear(cfg.hidden, 1)
-        )
-        self.natural_head = nn.Sequential(
-            nn.Linear(natural_dim, cfg.hidden), nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, 1)
-        )
-        self.bias = nn.Parameter(torch.zeros(1))
+        self.complex_net = _ComplexUNet(cfg.complex_channels)
+        self.structure_net = _RealUNet(cfg.structure_channels)
+        self.tumour_net = _RealUNet(cfg.tumour_channels)
+        self.complex_head = _ComplexHead(cfg.complex_dim, cfg.hidden)
+        self.natural_head = MonotoneHead(cfg.structure_dim + cfg.tumour_dim, cfg.hidden)
         self._segmenter = segmenter
 
     # ------------------------------------------------------------------------------------------ stage 1
@@ -267,11 +355,12 @@ class KCross(nn.Module):
         Returns ``{"frequency", "structure", "similarity", "tumour", "total"}`` (all weights 1, paper eq. 19).
         """
         from ..losses.kcross import frequency_loss, mmd_loss, structure_loss, tumour_loss
+        from .complex import to_complex
 
         source, target, lesion = pad_to_multiple(source), pad_to_multiple(target), pad_to_multiple(lesion.float())
         k = to_kspace(target.to(torch.complex64), (-2, -1))
-        reconstruction, _ = self.complex_net(k)
-        losses = {"frequency": frequency_loss(reconstruction, k)}
+        reconstruction, _ = self.complex_net(to_stacked(k))
+        losses = {"frequency": frequency_loss(to_complex(reconstruction), k)}
         rec_source, feat_source = self.structure_net(source)
         rec_target, feat_target = self.structure_net(target)
         losses["structure"] = structure_loss(rec_source, source) + structure_loss(rec_target, target)
@@ -289,12 +378,68 @@ class KCross(nn.Module):
         return losses
 
     # ------------------------------------------------------------------------------------------ scoring
-    def lesion_mask(self, synthesized: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Union of the segmenter's lesion masks on the reference and on the synthesized slice."""
+    def segment(self, image: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(B, 5, H, W)`` of unit-range slices (the configured segmenter)."""
         if self._segmenter is None:
-            self._segmenter = default_lesion_segmenter(reference.device)
+            self._segmenter = default_lesion_segmenter(image.device)
         with torch.no_grad():
-            return (self._segmenter(reference).bool() | self._segmenter(synthesized).bool()).float()
+            return self._segmenter(image, foreground)
+
+    def harmonise(self, synthesized: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The synthesized slices histogram-matched to the references inside the head, and that head mask
+        (the union of both slices' :func:`~monai_kcross.functional.foreground.enclosed_foreground`)."""
+        head = enclosed_foreground(reference) | enclosed_foreground(synthesized)
+        return match_histogram(synthesized, reference, head), head
+
+    def _tumour_deviations(
+        self, syn: torch.Tensor, ref: torch.Tensor, head: torch.Tensor, lesion: torch.Tensor | None
+    ) -> torch.Tensor:
+        cfg, batch = self.config, syn.shape[0]
+        p_syn, p_ref = self.segment(torch.cat([syn, ref]), torch.cat([head, head])).split(batch)
+        soft = []
+        for name in SEGMENTATION_CLASSES:
+            index = 1 + SEGMENTATION_CLASSES.index(name)
+            a, b = p_syn[:, index], p_ref[:, index]
+            soft.append((a - b).square().sum((1, 2)) / (a.square().sum((1, 2)) + b.square().sum((1, 2)) + 1.0))
+        lesion_syn, lesion_ref = p_syn[:, 4].sum((1, 2)), p_ref[:, 4].sum((1, 2))
+        area = (torch.log1p(lesion_syn) - torch.log1p(lesion_ref)).abs()
+        if lesion is None:
+            lesion = ((p_syn[:, 4:5] > 0.5) | (p_ref[:, 4:5] > 0.5)).float()
+        mask = F.max_pool2d(lesion.float(), 5, 1, 2)  # 2-px context around the lesion
+        encoded = torch.zeros(batch, 2 * cfg.tumour_channels[-1], device=syn.device)
+        present = lesion.flatten(1).sum(1) >= cfg.min_lesion
+        if bool(present.any()):
+            m = mask[present]
+            deepest = self.tumour_net.encode(torch.cat([ref[present] * m, syn[present] * m]))[-1]
+            ref_t, syn_t = deepest.split(int(present.sum()))
+            weights = F.interpolate(m, size=deepest.shape[-2:], mode="area")
+            deviations = [_luminance_deviation(syn_t, ref_t, weights), _variance_ratio(syn_t, ref_t, weights)]
+            encoded[present] = torch.cat(deviations, 1)
+        return torch.cat([encoded, torch.stack(soft, 1), area[:, None]], 1)
+
+    def _structure_deviations(
+        self, syn: torch.Tensor, ref: torch.Tensor, source: torch.Tensor | None, head: torch.Tensor
+    ) -> torch.Tensor:
+        cfg, batch = self.config, syn.shape[0]
+        stack = torch.cat([syn, ref] if source is None else [syn, ref, pad_to_multiple(source)])
+        terms = []
+        for features in self.structure_net.encode(stack)[-cfg.structure_levels :]:
+            parts = features.split(batch)
+            f_syn, f_ref = parts[0], parts[1]
+            inside = F.interpolate(head.float(), size=features.shape[-2:], mode="area") > 0.5
+            local = _local_variance_ratio(f_syn, f_ref)
+            terms += [
+                _variance_ratio(f_syn, f_ref, None),
+                _masked_mean(local, inside.float()),
+                _worst_mean(local, inside, cfg.worst_fraction),
+            ]
+            if source is None:
+                terms.append(torch.zeros_like(terms[-1]))
+            else:
+                f_src = parts[2]
+                cross = (_variance_ratio(f_syn, f_src, None) - _variance_ratio(f_ref, f_src, None)).abs()
+                terms.append(cross)
+        return torch.cat(terms, 1)
 
     def descriptors(
         self,
@@ -304,62 +449,54 @@ class KCross(nn.Module):
         lesion: torch.Tensor | None,
         branches: Sequence[str] = BRANCHES,
     ) -> dict[str, torch.Tensor]:
-        """Branch descriptors of unit-range slices ``(B, 1, H, W)``; disabled branches get neutral values."""
+        """Branch deviations of unit-range slices ``(B, 1, H, W)``: ``{"complex": (B, 2 * complex_dim)``
+        (stacked complex), ``"structure": (B, structure_dim)``, ``"tumour": (B, tumour_dim)}``, all exactly 0
+        where the synthesized slice equals the reference; disabled branches are all-zero."""
         cfg, batch = self.config, synthesized.shape[0]
         synthesized, reference = pad_to_multiple(synthesized), pad_to_multiple(reference)
         device = synthesized.device
-        out: dict[str, torch.Tensor] = {}
+        harmonised, head = self.harmonise(synthesized, reference)
+        out = {
+            "complex": torch.zeros(batch, 2 * cfg.complex_dim, device=device),
+            "structure": torch.zeros(batch, cfg.structure_dim, device=device),
+            "tumour": torch.zeros(batch, cfg.tumour_dim, device=device),
+        }
         if "complex" in branches:
-            pair = torch.cat([reference, synthesized]).to(torch.complex64)
-            features = self.complex_net.encode(to_kspace(pair, (-2, -1)))
-            out["complex"] = torch.cat([complex_coherence(f[:batch], f[batch:]) for f in features], 1)
-        else:
-            out["complex"] = torch.ones(batch, sum(cfg.complex_channels), dtype=torch.complex64, device=device)
-        levels = cfg.structure_levels
+            k = to_stacked(to_kspace(torch.cat([reference, harmonised]).to(torch.complex64), (-2, -1)))
+            features = self.complex_net.encode(k)
+            deviations = [complex_deviation(f[batch:], f[:batch]) for f in features]
+            real = torch.cat([d.chunk(2, 1)[0] for d in deviations], 1)
+            imag = torch.cat([d.chunk(2, 1)[1] for d in deviations], 1)
+            out["complex"] = torch.cat([real, imag], 1)
         if "structure" in branches:
-            if source is None:
-                raise ValueError("the structure branch needs the source image (pass source=..., or drop the branch).")
-            stack = torch.cat([synthesized, pad_to_multiple(source), reference])
-            terms = []
-            for features in self.structure_net.encode(stack)[-levels:]:
-                syn, src, ref = features.split(batch)
-                terms += [_weighted_stats(syn, src, None)[1], _weighted_stats(syn, ref, None)[1]]
-            out["structure"] = torch.cat(terms, 1)
-        else:
-            out["structure"] = torch.ones(batch, 2 * sum(cfg.structure_channels[-levels:]), device=device)
-        c_t = cfg.tumour_channels[-1]
-        tumour = torch.ones(batch, 2 * c_t, device=device)
+            out["structure"] = self._structure_deviations(harmonised, reference, source, head)
         if "tumour" in branches:
             mask = pad_to_multiple(lesion.float()) if lesion is not None else None
-            if mask is None:
-                mask = self.lesion_mask(synthesized, reference)
-            present = mask.flatten(1).sum(1) >= cfg.min_lesion
-            if bool(present.any()):
-                m = mask[present]
-                deepest = self.tumour_net.encode(torch.cat([reference[present] * m, synthesized[present] * m]))[-1]
-                ref_t, syn_t = deepest.split(int(present.sum()))
-                lum, struct = _weighted_stats(syn_t, ref_t, m)
-                tumour[present] = torch.cat([lum, struct], 1)
-        out["tumour"] = tumour
+            out["tumour"] = self._tumour_deviations(harmonised, reference, head, mask)
+        # identical inputs: every deviation is 0 by construction; this guards against kernels that are not
+        # bit-reproducible across batch positions
+        same = (synthesized == reference).flatten(1).all(1)
+        if bool(same.any()):
+            out = {key: torch.where(same[:, None], torch.zeros_like(value), value) for key, value in out.items()}
         return out
 
     @staticmethod
     def neutralize(descriptors: dict[str, torch.Tensor], branches: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Descriptors with every branch outside ``branches`` replaced by its neutral value (identical images)."""
-        return {key: value if key in branches else torch.ones_like(value) for key, value in descriptors.items()}
+        """Descriptors with every branch outside ``branches`` replaced by zeros (as for identical images)."""
+        return {key: value if key in branches else torch.zeros_like(value) for key, value in descriptors.items()}
 
     def heads(self, descriptors: dict[str, torch.Tensor], branches: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Branch logits and the final score ``(B,)`` from descriptors (branches outside ``branches`` neutral)."""
+        """Branch penalties and the final score ``(B,)`` from deviations (branches outside ``branches`` zero)."""
         descriptors = self.neutralize(descriptors, branches)
-        complex_logit = self.complex_head(descriptors["complex"])[:, 0].real
-        natural = torch.cat([descriptors["structure"], descriptors["tumour"]], 1)
-        natural_logit = self.natural_head(natural)[:, 0]
-        logit = self.bias.expand_as(complex_logit)
-        if "complex" in branches:
-            logit = logit + complex_logit
-        if "structure" in branches or "tumour" in branches:
-            logit = logit + natural_logit
-        return {"score": torch.sigmoid(logit), "complex_logit": complex_logit, "natural_logit": natural_logit}
+        complex_penalty = self.complex_head(descriptors["complex"])
+        natural_penalty = self.natural_head(torch.cat([descriptors["structure"], descriptors["tumour"]], 1))
+        penalty = complex_penalty + natural_penalty
+        return {
+            "score": torch.exp(-penalty),
+            "penalty": penalty,
+            "complex_penalty": complex_penalty,
+            "natural_penalty": natural_penalty,
+        }
 
     def forward(
         self,
@@ -369,7 +506,7 @@ class KCross(nn.Module):
         lesion: torch.Tensor | None = None,
         branches: Sequence[str] = BRANCHES,
     ) -> dict[str, torch.Tensor]:
-        """Score unit-range slices ``(B, 1, H, W)``: ``{"score", "complex_logit", "natural_logit"}``."""
+        """Score unit-range slices ``(B, 1, H, W)``: ``{"score", "penalty", "complex_penalty", "natural_penalty"}``."""
         unknown = [b for b in branches if b not in BRANCHES]
         if unknown or not branches:
             raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {tuple(branches)}.")
@@ -379,4 +516,4 @@ class KCross(nn.Module):
         return [self.complex_net, self.structure_net, self.tumour_net]
 
     def score_parameters(self) -> list[nn.Parameter]:
-        return [*self.complex_head.parameters(), *self.natural_head.parameters(), self.bias]
+        return [*self.complex_head.parameters(), *self.natural_head.parameters()]

@@ -70,6 +70,7 @@ def train_segmenter(
     shape: tuple[int, int] = (96, 96),
     progress: bool = True,
     log: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train the segmenter and save ``{"state_dict", "features", "classes", "summary"}`` to ``out``.
 
@@ -87,6 +88,7 @@ def train_segmenter(
         shape: training slice size (crops centred on the brain or its lesion).
         progress: show a progress bar.
         log: optional JSON-lines file receiving the validation records.
+        init: a segmenter checkpoint to continue from (warm start; its ``features`` are used).
 
     Returns:
         The summary of the best validation (also stored in the checkpoint).
@@ -99,7 +101,13 @@ def train_segmenter(
     train_stream = RandomisedBrains(templates, pool_size=pool_size, shape=shape, seed=seed, progress=progress)
     validation = RandomisedBrains(templates, pool_size=16, shape=shape, seed=seed + 1).sample(192)
     val_images = validation["images"][:, :1]
-    network = build_segmenter(features)
+    if init is not None:
+        from ..networks.segmenter import load_segmenter
+
+        network = load_segmenter(init)
+        features = tuple(torch.load(init, map_location="cpu", weights_only=True).get("features", features))
+    else:
+        network = build_segmenter(features)
     optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
     warmup = max(1, min(200, steps // 10))
     schedule = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))  # noqa: E731
@@ -158,6 +166,7 @@ def main() -> None:
     parser.add_argument("--templates", default=None, help="folder of extra tissue templates (*_tissues_*.nii.gz)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
     parser.add_argument("--log", default=None, help="JSON-lines file for validation records")
+    parser.add_argument("--init", default=None, help="checkpoint to continue from")
     args = parser.parse_args()
     templates = list(available_templates(args.templates).values())
     summary = train_segmenter(
@@ -169,6 +178,7 @@ def main() -> None:
         templates=templates,
         max_minutes=args.max_minutes,
         log=args.log,
+        init=args.init,
     )
     print(json.dumps(summary, indent=1))
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from monai.transforms import Randomizable
 
+from ..functional.fourier import from_kspace, to_kspace
 from .base import ImageTransform
 
 __all__ = [
@@ -61,18 +62,6 @@ def kspace_axes(x: torch.Tensor, spatial_dims: int | None, channel_first: bool =
         return tuple(range(x.ndim - spatial_dims, x.ndim))
     first = x.ndim - n_spatial
     return tuple(range(first, first + spatial_dims))
-
-
-def to_kspace(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
-    """Centred orthonormal FFT of ``x`` over ``axes`` (complex output)."""
-    axes = tuple(axes)
-    return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=axes), dim=axes, norm="ortho"), dim=axes)
-
-
-def from_kspace(k: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
-    """Inverse of :func:`to_kspace` (complex output)."""
-    axes = tuple(axes)
-    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=axes), dim=axes, norm="ortho"), dim=axes)
 
 
 def split_complex(k: torch.Tensor, channel_axis: int = 0) -> torch.Tensor:
