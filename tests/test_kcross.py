@@ -26,8 +26,11 @@ from monai_kcross.networks.complex import (
     ComplexReLU,
     ComplexTanh,
     ComplexUpsample,
+    complex_cat,
+    to_complex,
+    to_stacked,
 )
-from monai_kcross.networks.kcross import KCross, KCrossConfig, complex_coherence
+from monai_kcross.networks.kcross import KCross, KCrossConfig, MonotoneHead, complex_deviation
 from monai_kcross.training import train_kcross
 
 # ---------------------------------------------------------------------------------------------- complex layers
@@ -45,34 +48,37 @@ def test_complex_convolutions_follow_complex_arithmetic(spatial_dims):
     shape = (2, 3, *([6] * spatial_dims))
     z = torch.randn(shape, dtype=torch.complex64)
     conv = _randomise_bias(ComplexConv(spatial_dims, 3, 4, 3))
-    weight = torch.complex(conv.real.weight, conv.imag.weight)
     bias = torch.complex(conv.bias_real, conv.bias_imag).view(1, -1, *[1] * spatial_dims)
-    reference = (F.conv2d if spatial_dims == 2 else F.conv3d)(z, weight, padding=1) + bias
-    torch.testing.assert_close(conv(z), reference, atol=1e-5, rtol=1e-5)
+    reference = (F.conv2d if spatial_dims == 2 else F.conv3d)(z, conv.weight, padding=1) + bias
+    torch.testing.assert_close(to_complex(conv(to_stacked(z))), reference, atol=1e-5, rtol=1e-5)
     up = _randomise_bias(ComplexConvTranspose(spatial_dims, 3, 2))
-    weight = torch.complex(up.real.weight, up.imag.weight)
     bias = torch.complex(up.bias_real, up.bias_imag).view(1, -1, *[1] * spatial_dims)
-    transposed = (F.conv_transpose2d if spatial_dims == 2 else F.conv_transpose3d)(z, weight, stride=2) + bias
-    torch.testing.assert_close(up(z), transposed, atol=1e-5, rtol=1e-5)
+    transposed = (F.conv_transpose2d if spatial_dims == 2 else F.conv_transpose3d)(z, up.weight, stride=2) + bias
+    torch.testing.assert_close(to_complex(up(to_stacked(z))), transposed, atol=1e-5, rtol=1e-5)
 
 
 def test_complex_linear_and_partwise_layers():
     torch.manual_seed(1)
     z = torch.randn(5, 4, dtype=torch.complex64)
     linear = _randomise_bias(ComplexLinear(4, 3))
-    weight = torch.complex(linear.real.weight, linear.imag.weight)
-    torch.testing.assert_close(linear(z), z @ weight.T + torch.complex(linear.bias_real, linear.bias_imag))
+    expected = z @ linear.weight.T + torch.complex(linear.bias_real, linear.bias_imag)
+    torch.testing.assert_close(to_complex(linear(to_stacked(z))), expected)
     maps = torch.randn(2, 3, 4, 4, dtype=torch.complex64)
-    torch.testing.assert_close(ComplexReLU()(maps), torch.complex(maps.real.relu(), maps.imag.relu()))
+    stacked = to_stacked(maps)
+    torch.testing.assert_close(to_complex(ComplexReLU()(stacked)), torch.complex(maps.real.relu(), maps.imag.relu()))
     leaky = torch.complex(F.leaky_relu(maps.real, 0.2), F.leaky_relu(maps.imag, 0.2))
-    torch.testing.assert_close(ComplexLeakyReLU(0.2)(maps), leaky)
-    torch.testing.assert_close(ComplexTanh()(maps), torch.complex(maps.real.tanh(), maps.imag.tanh()))
-    assert ComplexUpsample(2)(maps).shape == (2, 3, 8, 8)
-    normed = ComplexBatchNorm(2, 3).train()(maps)
+    torch.testing.assert_close(to_complex(ComplexLeakyReLU(0.2)(stacked)), leaky)
+    torch.testing.assert_close(to_complex(ComplexTanh()(stacked)), torch.complex(maps.real.tanh(), maps.imag.tanh()))
+    assert ComplexUpsample(2)(stacked).shape == (2, 6, 8, 8)
+    normed = to_complex(ComplexBatchNorm(2, 3).train()(stacked))
     torch.testing.assert_close(normed.real.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(normed.imag.mean((0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="expect complex tensors"):
-        ComplexReLU()(maps.real)
+    a, b = to_stacked(maps[:, :1]), to_stacked(maps[:, 1:])
+    torch.testing.assert_close(to_complex(complex_cat([a, b])), maps)
+    with pytest.raises(ValueError, match="complex tensor"):
+        to_stacked(maps.real)
+    with pytest.raises(ValueError, match="even channel count"):
+        to_complex(stacked[:, :5])
 
 
 # ---------------------------------------------------------------------------------------------- losses
@@ -118,12 +124,29 @@ def test_laplacian_and_tumour_losses():
     assert float(tumour_loss(image, image)) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_complex_coherence():
+def test_complex_deviation_is_zero_only_at_identity_and_sees_phase():
     a = torch.randn(2, 4, 6, 6, dtype=torch.complex64)
-    torch.testing.assert_close(complex_coherence(a, a).real, torch.ones(2, 4), atol=1e-5, rtol=0)
-    shifted = complex_coherence(a, a * torch.polar(torch.ones(1), torch.tensor([0.5])))
-    torch.testing.assert_close(shifted.abs(), torch.ones(2, 4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(torch.angle(shifted), torch.full((2, 4), -0.5), atol=1e-5, rtol=0)
+    same = complex_deviation(to_stacked(a), to_stacked(a))
+    assert torch.equal(same, torch.zeros_like(same))  # exactly, not approximately
+    shifted = to_complex(
+        complex_deviation(to_stacked(a * torch.polar(torch.ones(1), torch.tensor([0.5]))), to_stacked(a))[
+            ..., None, None
+        ]
+    )[..., 0, 0]
+    # 1 - symmetric coherence: a pure phase shift phi gives 1 - e^{i phi}
+    expected = 1 - torch.polar(torch.ones(1), torch.tensor([0.5]))
+    torch.testing.assert_close(shifted, expected.expand(2, 4), atol=1e-5, rtol=0)
+
+
+def test_monotone_head_is_anchored_and_non_decreasing():
+    torch.manual_seed(0)
+    head = MonotoneHead(6, 8)
+    torch.nn.init.normal_(head.bias1)
+    zero = torch.zeros(3, 6)
+    assert torch.equal(head(zero), torch.zeros(3))
+    d = torch.rand(50, 6)
+    bigger = d + torch.rand(50, 6) * (torch.rand(50, 6) > 0.5)
+    assert torch.all(head(d) >= 0) and torch.all(head(bigger) >= head(d) - 1e-7)
 
 
 # ---------------------------------------------------------------------------------------------- network
@@ -160,23 +183,55 @@ def test_stage1_losses_decrease_in_a_few_iterations():
     assert all(np.isfinite(list(h.values())).all() for h in history)
 
 
-def test_network_scores_and_ablations():
-    torch.manual_seed(0)
-    source, target, lesion = _slices(2)
+def _network_with_random_heads(seed: int = 0) -> KCross:
+    torch.manual_seed(seed)
     network = KCross(KCrossConfig.small()).eval()
+    for parameter in network.score_parameters():  # heads away from their initial weights
+        torch.nn.init.normal_(parameter, -2.0, 1.0)
+    return network
+
+
+def test_network_scores_and_ablations():
+    source, target, lesion = _slices(2)
+    network = _network_with_random_heads()
+    changed = target + 0.05 * torch.rand_like(target)
     with torch.no_grad():
-        full = network(target * 0.9, target, source, lesion)
+        full = network(changed, target, source, lesion)
         assert full["score"].shape == (2,) and torch.all((full["score"] > 0) & (full["score"] < 1))
         for branches in (("complex",), ("structure",), ("tumour",), ("complex", "tumour")):
-            assert network(target * 0.9, target, source, lesion, branches)["score"].shape == (2,)
-        healthy = network(target * 0.9, target, source, torch.zeros_like(lesion))
-        descriptors = network.descriptors(target * 0.9, target, source, torch.zeros_like(lesion))
-        assert torch.all(descriptors["tumour"] == 1)  # no lesion: neutral tumour descriptor
-        assert healthy["score"].shape == (2,)
-    with pytest.raises(ValueError, match="needs the source image"):
-        network(target, target, None, lesion)
+            assert network(changed, target, source, lesion, branches)["score"].shape == (2,)
+        descriptors = network.descriptors(changed, target, source, torch.zeros_like(lesion))
+        assert torch.all(descriptors["tumour"][:, : 2 * network.config.tumour_channels[-1]] == 0)  # healthy mode
+        assert all(torch.all(v >= 0) for k, v in descriptors.items() if k != "complex")
+        no_source = network(changed, target, None, lesion)  # the structure branch without a source
+        assert torch.all(no_source["score"] < 1)
     with pytest.raises(ValueError, match="branches must be"):
         network(target, target, source, lesion, ("kspace",))
+
+
+@pytest.mark.parametrize("branches", [("complex",), ("structure",), ("tumour",), ("complex", "structure", "tumour")])
+def test_identity_scores_exactly_one(branches):
+    source, target, lesion = _slices(2, seed=11)
+    network = _network_with_random_heads(1)
+    for src in (source, None):
+        for mask in (lesion, None):
+            out = network(target, target, src, mask, branches)
+            assert torch.equal(out["score"], torch.ones(2)), (branches, src is None, mask is None)
+            descriptors = network.descriptors(target, target, src, mask, branches)
+            assert all(torch.equal(v, torch.zeros_like(v)) for v in descriptors.values())
+
+
+def test_monotone_intensity_maps_are_harmonised_away():
+    source, target, lesion = _slices(2, seed=12)
+    network = _network_with_random_heads(2)
+    head = network.harmonise(target, target)[1]
+    for mapped in (target * 1.15, target + 0.05, target.pow(0.85), torch.exp(2 * target)):
+        harmonised, _ = network.harmonise(mapped, target)
+        # exact up to values that float32 rounding merges (the map stops being injective there)
+        torch.testing.assert_close(harmonised[head], target[head], atol=1e-6, rtol=0)
+    noisy = network(target + 0.03 * torch.randn_like(target), target, source, lesion)["score"]
+    mapped = network(target.pow(0.85) * 1.15, target, source, lesion)["score"]
+    assert torch.all(mapped > noisy) and torch.all(mapped > 0.99)
 
 
 # ---------------------------------------------------------------------------------------------- training + metric
@@ -228,7 +283,8 @@ def test_metric_on_slices_and_volumes(trained):
     network = load_kcross(run)
     source, target, lesion = _slices(2, seed=40)
     score = kcross(target * 0.8, target, source, lesion, network=network)
-    assert score.shape == (2, 1) and torch.all((score >= 0) & (score <= 1))
+    assert score.shape == (2, 1) and torch.all((score > 0) & (score < 1))
+    assert torch.equal(kcross(target, target, source, network=network), torch.ones(2, 1))
     again = kcross(target * 0.8, target, source, lesion, network=network)
     torch.testing.assert_close(score, again)
     parts = kcross(target * 0.8, target, source, lesion, network=network, return_branches=True)
@@ -239,7 +295,8 @@ def test_metric_on_slices_and_volumes(trained):
     volume = synthesize_brain(seed=41, spatial_dims=3, shape=(64, 80, 24), contrasts=("t1", "t2"))
     t2, t1 = volume["t2"][None], volume["t1"][None]
     value = kcross(t2 * 1.1, t2, t1, network=network, batch_size=8)
-    assert value.shape == (1, 1) and 0 <= float(value) <= 1
+    assert value.shape == (1, 1) and 0 < float(value) < 1
+    assert float(kcross(t2, t2, t1, network=network)) == 1.0
     metric = KCrossMetric(network=network)
     metric(target * 0.8, target, source=source, mask=lesion)
     metric([target[0]], [target[0]], source=[source[0]])
@@ -250,8 +307,7 @@ def test_metric_rejects_bad_input(trained):
     _, run, _ = trained
     network = load_kcross(run)
     source, target, lesion = _slices(1, seed=50)
-    with pytest.raises(ValueError, match="structure branch needs `source`"):
-        kcross(target, target, network=network)
+    assert float(kcross(target, target, network=network)) == 1.0  # no source: structure branch on the pair
     with pytest.raises(ValueError, match="shape mismatch"):
         kcross(target, target, source[..., :-1], network=network)
     broken = target.clone()
@@ -262,6 +318,14 @@ def test_metric_rejects_bad_input(trained):
         kcross(target, target, source, lesion[..., :-2], network=network)
     with pytest.raises(FileNotFoundError, match=r"K-CROSS weights .* not found"):
         load_kcross(run / "missing")
+    nan_mask = lesion.clone()
+    nan_mask[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="lesion mask contains NaN"):
+        kcross(target, target, source, nan_mask, network=network)
+    with pytest.raises(ValueError, match="at least 32 x 32 px"):
+        kcross(target[..., :16, :16], target[..., :16, :16], network=network)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        kcross(target.clone().requires_grad_(True), target, source, network=network)
 
 
 def test_handler_reads_source_from_the_batch(trained):
@@ -364,7 +428,7 @@ def test_bundle_train_config_fine_tunes_a_trained_run(trained, tmp_path):
     start, tuned = load_kcross(run), load_kcross(tmp_path / "fine")
     # stage 1 skipped: the encoders are the trained ones; the score heads were refitted
     torch.testing.assert_close(tuned.complex_net.state_dict(), start.complex_net.state_dict())
-    assert not torch.equal(tuned.natural_head[0].weight, start.natural_head[0].weight)
+    assert not torch.equal(tuned.natural_head.weight1, start.natural_head.weight1)
 
 
 def test_within_group_loss_ignores_subject_offsets():

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "COMPARTMENTS",
     "LESION_KINDS",
     "RandomisedBrains",
+    "Scene",
     "available_templates",
     "random_subject",
     "segmentation_target",
@@ -241,7 +242,9 @@ def random_subject(
     return {"fractions": stacked, "brain": brain > 0.5, "lesion": lesion, "template": str(template), "seed": seed}
 
 
-def segmentation_target(fractions: torch.Tensor, foreground: torch.Tensor, lesion_threshold: float = 0.5) -> torch.Tensor:
+def segmentation_target(
+    fractions: torch.Tensor, foreground: torch.Tensor, lesion_threshold: float = 0.5
+) -> torch.Tensor:
     """Class map (background 0, CSF 1, GM 2, WM 3, lesion 4) of fraction maps ``(B, 8, *spatial)``.
 
     Lesion where the lesion compartments together exceed ``lesion_threshold``; else the dominant normal tissue
@@ -441,32 +444,31 @@ class RandomisedBrains:
         out[:, dst[0], dst[1]] = slab[:, src[0], src[1]]
         return out
 
-    def _image(self, fractions: torch.Tensor, values: torch.Tensor, fields: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One contrast of fraction maps ``(8, h, w)``: mixture, texture, bias, blur, noise, gamma; unit range."""
-        image = (fractions * values.view(-1, 1, 1) * fields["texture"]).sum(0)
+    def _acquisition(self) -> dict[str, float]:
+        """Random acquisition parameters of one image: bias strength, blur, noise, gamma (0 = off)."""
         a = self.artefacts
-        image = image * torch.exp(math.log(1 + 0.3 * a * self._u()) * fields["bias"])
-        if self._u() < 0.5 * a:
-            image = gaussian_blur(image[None, None], self._u(0.3, 1.2), (2, 3))[0, 0]
-        sigma = 0.05 * a * self._u() ** 2
-        noise = fields["noise"] * sigma
-        image = torch.hypot(image + noise[0], noise[1])
-        image = image / image.amax().clamp_min(1e-6)
-        if self._u() < 0.5 * a:
-            image = image.pow(math.exp(self._u(-0.4, 0.4)))
-        return image
+        params = {"bias": math.log(1 + 0.3 * a * self._u())}
+        params["blur"] = self._u(0.3, 1.2) if self._u() < 0.5 * a else 0.0
+        params["noise"] = 0.05 * a * self._u() ** 2
+        params["gamma"] = math.exp(self._u(-0.4, 0.4)) if self._u() < 0.5 * a else 1.0
+        return params
 
-    def sample(self, batch: int, contrasts: int = 1) -> dict[str, torch.Tensor]:
+    def sample(self, batch: int, contrasts: int = 1, return_scenes: bool = False) -> dict[str, Any]:
         """A batch of random slices.
+
+        Args:
+            batch: number of slices.
+            contrasts: random contrasts per slice (same anatomy, geometry, texture and bias field).
+            return_scenes: also return the :class:`Scene` of every slice (to re-render changed anatomy).
 
         Returns:
             ``images (B, contrasts, H, W)`` in ``[0, 1]`` (the same anatomy and acquisition geometry, random
             contrasts), ``fractions (B, 8, H, W)``, ``target (B, H, W)`` int64 classes of
             :func:`segmentation_target` (anatomy: total fraction above 0.5), ``lesion (B, H, W)`` bool and
             ``foreground (B, H, W)`` bool, the :func:`enclosed_foreground` of the first contrast (what a
-            segmenter sees at inference).
+            segmenter sees at inference)[, ``scenes``].
         """
-        images, fractions = [], []
+        images, fractions, scenes = [], [], []
         for _ in range(batch):
             subject = self.pool[int(torch.randint(len(self.pool), (1,), generator=self.generator))]
             slab = self._slice(subject)
@@ -475,20 +477,56 @@ class RandomisedBrains:
             bias = F.interpolate(torch.randn((1, 1, knots, knots), generator=self.generator), (h, w), mode="bicubic")
             texture = _smooth_field((h, w), 1.0, self.generator)  # shared, scaled per compartment
             amplitude = 0.05 * self.artefacts * torch.rand((8, 1, 1), generator=self.generator)
-            fields = {"texture": 1 + amplitude * texture, "bias": bias[0, 0] / bias.abs().amax().clamp_min(1e-6)}
-            stack = []
+            scene = Scene(slab, 1 + amplitude * texture, bias[0, 0] / bias.abs().amax().clamp_min(1e-6))
             for _ in range(contrasts):
-                fields["noise"] = torch.randn((2, h, w), generator=self.generator)
-                stack.append(self._image(slab, _compartment_values(self.generator, self.min_contrast), fields))
-            images.append(torch.stack(stack))
+                noise = torch.randn((2, h, w), generator=self.generator)
+                values = _compartment_values(self.generator, self.min_contrast)
+                scene.contrasts.append({"noise_field": noise, "values": values, **self._acquisition()})
+            images.append(torch.stack([scene.render(k) for k in range(contrasts)]))
             fractions.append(slab)
+            scenes.append(scene)
         images_t, fractions_t = torch.stack(images), torch.stack(fractions)
         foreground = enclosed_foreground(images_t[:, :1])[:, 0]
         target = segmentation_target(fractions_t, fractions_t.sum(1) > 0.5)
-        return {
+        out: dict[str, Any] = {
             "images": images_t,
             "fractions": fractions_t,
             "target": target,
             "lesion": target == 4,
             "foreground": foreground,
         }
+        if return_scenes:
+            out["scenes"] = scenes
+        return out
+
+
+@dataclass
+class Scene:
+    """Everything random about one slice except its anatomy's changes: fraction maps ``(8, h, w)``, the shared
+    texture ``(8, h, w)`` and bias field ``(h, w)``, and per contrast the noise ``(2, h, w)``, the compartment
+    values ``(8,)`` and the acquisition parameters. :meth:`render` re-renders any contrast, optionally with
+    changed fractions or compartment values -- exact counterfactuals (same noise, bias and texture)."""
+
+    fractions: torch.Tensor
+    texture: torch.Tensor
+    bias: torch.Tensor
+    contrasts: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(
+        self, index: int, fractions: torch.Tensor | None = None, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Contrast ``index`` as a unit-range image ``(h, w)`` (normalised by the unchanged image's maximum)."""
+        acq = self.contrasts[index]
+        scale = self._raw(acq, self.fractions, acq["values"]).amax().clamp_min(1e-6)
+        fractions = self.fractions if fractions is None else fractions
+        values = acq["values"] if values is None else values
+        image = (self._raw(acq, fractions, values) / scale).clamp_min(0)
+        return image.pow(acq["gamma"]) if acq["gamma"] != 1.0 else image
+
+    def _raw(self, acq: dict[str, Any], fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        image = (fractions * values.view(-1, 1, 1) * self.texture).sum(0)
+        image = image * torch.exp(acq["bias"] * self.bias)
+        if acq["blur"] > 0:
+            image = gaussian_blur(image[None, None], acq["blur"], (2, 3))[0, 0]
+        noise = acq["noise"] * acq["noise_field"]
+        return torch.hypot(image + noise[0], noise[1])

@@ -8,7 +8,10 @@
 * :func:`laplacian_loss` -- L1 distance of the Laplacian-filtered images (high frequencies of the lesion).
 * :func:`tumour_loss` -- Laplacian loss plus a perceptual distance (the package's LPIPS when its ImageNet
   weights are installed, otherwise the in-domain feature distance).
-* :func:`structure_loss` -- L1 reconstruction; :func:`inconsistency_loss` -- MSE to quality labels.
+* :func:`structure_loss` -- L1 reconstruction; :func:`inconsistency_loss` -- MSE to quality labels;
+  :func:`within_group_loss` -- MSE after removing each subject's mean;
+* :func:`ranking_loss` and :func:`severity_order_loss` -- hinge losses that order the penalties of a reference's
+  variants: benign below harmful, and non-decreasing with the severity of one kind of change.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ __all__ = [
     "inconsistency_loss",
     "laplacian_loss",
     "mmd_loss",
+    "ranking_loss",
+    "severity_order_loss",
     "structure_loss",
     "tumour_loss",
     "within_group_loss",
@@ -161,3 +166,46 @@ def within_group_loss(score: torch.Tensor, label: torch.Tensor, groups: torch.Te
     if not bool(keep.any()):
         return score.sum() * 0.0
     return F.mse_loss(centred(score)[keep], centred(label)[keep])
+
+
+def ranking_loss(
+    penalty: torch.Tensor, groups: torch.Tensor, harmful: torch.Tensor, margin: float = 0.1
+) -> torch.Tensor:
+    """Hinge loss asking every benign variant of a reference to be penalised less than every harmful one.
+
+    ``mean(relu(margin - (p_harmful - p_benign)))`` over all (benign, harmful) pairs that share a group (a
+    reference); 0 when no group has both kinds.
+
+    Args:
+        penalty: ``(N,)`` penalties (``score = exp(-penalty)``).
+        groups: ``(N,)`` integer reference id of each variant.
+        harmful: ``(N,)`` bool, whether each variant is a harmful change.
+        margin: required gap in penalty units.
+    """
+    penalty, groups, harmful = penalty.reshape(-1), groups.reshape(-1), harmful.reshape(-1).bool()
+    same = groups[:, None] == groups[None, :]
+    pairs = same & ~harmful[:, None] & harmful[None, :]  # rows benign, columns harmful
+    if not bool(pairs.any()):
+        return penalty.sum() * 0.0
+    gaps = penalty[None, :] - penalty[:, None]
+    return F.relu(margin - gaps)[pairs].mean()
+
+
+def severity_order_loss(
+    penalty: torch.Tensor, groups: torch.Tensor, series: torch.Tensor, level: torch.Tensor
+) -> torch.Tensor:
+    """Hinge loss asking penalties not to fall as the severity of one kind of change grows on one reference.
+
+    ``mean(relu(p_low - p_high))`` over pairs with the same group and series and a lower level; 0 without pairs.
+
+    Args:
+        penalty, groups: as in :func:`ranking_loss`.
+        series: ``(N,)`` integer id of the graded kind of change (negative: not graded).
+        level: ``(N,)`` severity of each variant.
+    """
+    penalty, groups, series, level = (t.reshape(-1) for t in (penalty, groups, series, level))
+    pairs = (groups[:, None] == groups[None, :]) & (series[:, None] == series[None, :]) & (series[:, None] >= 0)
+    pairs &= level[:, None] < level[None, :]
+    if not bool(pairs.any()):
+        return penalty.sum() * 0.0
+    return F.relu(penalty[:, None] - penalty[None, :])[pairs].mean()

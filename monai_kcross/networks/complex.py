@@ -41,7 +41,9 @@ def to_stacked(z: torch.Tensor) -> torch.Tensor:
 def to_complex(x: torch.Tensor) -> torch.Tensor:
     """Stacked real ``(B, 2C, ...)`` -> complex ``(B, C, ...)``."""
     if x.is_complex() or x.shape[1] % 2:
-        raise ValueError(f"to_complex expects a real tensor with an even channel count, got {tuple(x.shape)} {x.dtype}.")
+        raise ValueError(
+            f"to_complex expects a real tensor with an even channel count, got {tuple(x.shape)} {x.dtype}."
+        )
     real, imag = x.chunk(2, 1)
     return torch.complex(real.contiguous(), imag.contiguous())
 

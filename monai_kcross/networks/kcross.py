@@ -287,7 +287,7 @@ def _worst_mean(values: torch.Tensor, inside: torch.Tensor, fraction: float) -> 
     """Mean of the largest ``fraction`` of ``values`` ``(B, C, h, w)`` inside ``inside`` ``(B, 1, h, w)``."""
     flat = torch.where(inside, values, torch.zeros_like(values)).flatten(2)
     count = inside.flatten(1).sum(1).clamp_min(1)
-    k = max(1, int(round(fraction * flat.shape[-1])))
+    k = max(1, round(fraction * flat.shape[-1]))
     top = flat.topk(min(k, flat.shape[-1]), dim=-1).values  # zeros outside never exceed the deviations (>= 0)
     k_rows = (count.to(values.dtype) * fraction).clamp(min=1, max=k)
     ranks = torch.arange(top.shape[-1], device=values.device)
@@ -331,7 +331,9 @@ class KCross(nn.Module):
             wrapped; default: the package's pretrained segmenter, loaded on first use.
     """
 
-    def __init__(self, config: KCrossConfig | None = None, segmenter: Callable[..., torch.Tensor] | None = None) -> None:
+    def __init__(
+        self, config: KCrossConfig | None = None, segmenter: Callable[..., torch.Tensor] | None = None
+    ) -> None:
         super().__init__()
         self.config = config or KCrossConfig()
         cfg = self.config

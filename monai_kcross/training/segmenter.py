@@ -138,7 +138,9 @@ def train_segmenter(
             record = {"step": step + 1, "minutes": round(elapsed, 2), "loss": float(loss.detach())}
             record.update(evaluate_segmenter(network, val_images, validation["target"]))
             tissue = (record["dice_csf"] + record["dice_gm"] + record["dice_wm"]) / 3
-            record["score"] = record["dice_lesion"] + 0.5 * tissue - abs(math.log(max(record["lesion_area_ratio"], 1e-3)))
+            record["score"] = (
+                record["dice_lesion"] + 0.5 * tissue - abs(math.log(max(record["lesion_area_ratio"], 1e-3)))
+            )
             if log is not None:
                 with open(log, "a") as handle:
                     handle.write(json.dumps(record) + "\n")
