@@ -90,7 +90,7 @@ def _stage1(
 
     restore_best = _keep_best(engine, network, history)
     _attach_common(engine, "stage1", run, {"network": network, "optimizer": optimiser})
-    per_epoch = 100
+    per_epoch = min(100, steps)
     started = time.perf_counter()
     engine.run(range(per_epoch), max_epochs=max(1, steps // per_epoch))
     restore_best()
@@ -272,8 +272,10 @@ def train_kcross_randomised(
     config: KCrossConfig | None = None,
     stage1_steps: int = 3000,
     stage1_batch: int = 8,
+    stage1_shape: tuple[int, int] = (96, 96),
     pairs: int = 400,
     val_pairs: int = 80,
+    pairs_shape: tuple[int, int] = (112, 128),
     stage2_epochs: int = 300,
     learning_rate: float = 1e-3,
     head_learning_rate: float = 3e-3,
@@ -295,7 +297,9 @@ def train_kcross_randomised(
         config: network sizes (default :meth:`KCrossConfig.small`).
         stage1_steps, stage1_batch: stage-1 optimiser steps and slices per step (0 steps: keep the encoders of
             ``init_from``).
-        pairs, val_pairs: references for the stage-2 training and validation pair sets (about 20 variants each).
+        stage1_shape: stage-1 slice size (crops centred on the brain or its lesion).
+        pairs, val_pairs: references for the stage-2 training and validation pair sets (about 25 variants each).
+        pairs_shape: slice size of the pairs.
         stage2_epochs: epochs over the training pairs (the best validation epoch is kept).
         learning_rate, head_learning_rate: Adam learning rates of the encoders and of the heads.
         branch_dropout: probability of fitting a random branch subset instead of all branches.
@@ -340,13 +344,15 @@ def train_kcross_randomised(
         "weights": {**DEFAULT_WEIGHTS, **(weights or {})},
     }
     if stage1_steps:
-        stream = RandomisedBrains(templates, pool_size=24, shape=(96, 96), seed=seed + 11, progress=progress)
+        pool = max(2, min(24, stage1_steps // 50))
+        stream = RandomisedBrains(templates, pool_size=pool, shape=stage1_shape, seed=seed + 11, progress=progress)
         summary["stage1"] = _stage1(network, stream, run, stage1_steps, stage1_batch, learning_rate)
     else:
         summary["stage1"] = {"skipped": True}
     started = time.perf_counter()
-    train_pairs = build_pairs(pairs, seed=seed + 70_000, templates=templates, segmenter=seg_network, progress=progress)
-    val_set = build_pairs(val_pairs, seed=seed + 80_000, templates=templates, segmenter=seg_network, progress=progress)
+    kwargs = {"templates": templates, "segmenter": seg_network, "progress": progress, "shape": pairs_shape}
+    train_pairs = build_pairs(pairs, seed=seed + 70_000, **kwargs)
+    val_set = build_pairs(val_pairs, seed=seed + 80_000, **kwargs)
     train_sets = [_prepare(network, train_pairs, device)]
     val_sets = [_prepare(network, val_set, device)]
     if datalist is not None:
