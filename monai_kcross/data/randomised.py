@@ -289,8 +289,13 @@ def _random_acquisition(generator: torch.Generator) -> _Acquisition:
     return _Acquisition("gre", u(5, 40), u(2, 25), 0.0, u(5, 45))
 
 
-def _compartment_values(generator: torch.Generator, min_contrast: float) -> torch.Tensor:
-    """Mean intensity of each of :data:`COMPARTMENTS` in ``[0, 1]``-ish units for one random contrast."""
+def _compartment_values(generator: torch.Generator, min_contrast: float, mimic: float = 0.0) -> torch.Tensor:
+    """Mean intensity of each of :data:`COMPARTMENTS` in ``[0, 1]``-ish units for one random contrast.
+
+    With probability ``mimic`` the lesion compartments take intensities between two normal tissues (as a
+    white-matter lesion that looks like grey matter or CSF on T2w), so that shape and location, not brightness
+    alone, identify them; they still differ from white and grey matter by ``min_contrast``.
+    """
     u = lambda n=1: torch.rand(n, generator=generator)  # noqa: E731
     for _ in range(20):
         if u().item() < 0.6:  # physics
@@ -313,10 +318,25 @@ def _compartment_values(generator: torch.Generator, min_contrast: float) -> torc
         span = values[:3].amax().clamp_min(1e-6)
         values = values / span
         tissue = values[:3]
+        if mimic and u().item() < mimic:
+            pair = torch.randperm(3, generator=generator)[:2]
+            values = torch.cat([tissue, torch.lerp(tissue[pair[0]], tissue[pair[1]], u(5))])
         # lesion compartments must be visible against the tissues they replace (WM and GM)
         gap = (values[3:, None] - tissue[None, :2]).abs().amin(1)
         if bool((gap >= min_contrast).all()) and float(tissue.amax() - tissue.amin()) > 0.1:
             return values
+        # otherwise push each invisible lesion compartment away from the tissue range around it
+        direction = torch.where(u(5) < 0.5, -1.0, 1.0)
+        pushed = torch.where(
+            gap < min_contrast,
+            (tissue[:2].mean() + direction * (min_contrast + 0.3 * u(5))).clamp(0.0, 1.5),
+            values[3:],
+        )
+        values = torch.cat([tissue, pushed])
+        gap = (values[3:, None] - tissue[None, :2]).abs().amin(1)
+        if bool((gap >= min_contrast).all()) and float(tissue.amax() - tissue.amin()) > 0.1:
+            return values
+    return values
         # otherwise push each invisible lesion compartment away from the tissue range around it
         direction = torch.where(u(5) < 0.5, -1.0, 1.0)
         pushed = torch.where(
@@ -342,6 +362,8 @@ class RandomisedBrains:
         lesion_kinds: restrict the drawn lesion kinds (default: all, 25 % healthy).
         min_contrast: smallest lesion-to-tissue intensity difference (fraction of the tissue range).
         artefacts: scale of the acquisition randomisation (0 = clean images at 1.5 mm).
+        mimic: probability that lesions take an intensity between two normal tissues (see
+            :func:`_compartment_values`).
 
     Example::
 
@@ -358,6 +380,7 @@ class RandomisedBrains:
         lesion_kinds: Sequence[str] | None = None,
         min_contrast: float = 0.12,
         artefacts: float = 1.0,
+        mimic: float = 0.0,
         progress: bool = False,
     ) -> None:
         self.templates = [str(t) for t in (templates or available_templates().values())]
@@ -365,6 +388,7 @@ class RandomisedBrains:
         self.seed = int(seed)
         self.lesion_kinds = tuple(lesion_kinds) if lesion_kinds else None
         self.min_contrast = min_contrast
+        self.mimic = mimic
         self.artefacts = artefacts
         self.generator = torch.Generator().manual_seed(self.seed)
         self._next_subject = 0
@@ -480,7 +504,7 @@ class RandomisedBrains:
             scene = Scene(slab, 1 + amplitude * texture, bias[0, 0] / bias.abs().amax().clamp_min(1e-6))
             for _ in range(contrasts):
                 noise = torch.randn((2, h, w), generator=self.generator)
-                values = _compartment_values(self.generator, self.min_contrast)
+                values = _compartment_values(self.generator, self.min_contrast, self.mimic)
                 scene.contrasts.append({"noise_field": noise, "values": values, **self._acquisition()})
             images.append(torch.stack([scene.render(k) for k in range(contrasts)]))
             fractions.append(slab)

@@ -71,6 +71,7 @@ def train_segmenter(
     progress: bool = True,
     log: str | Path | None = None,
     init: str | Path | None = None,
+    mimic: float = 0.0,
 ) -> dict[str, Any]:
     """Train the segmenter and save ``{"state_dict", "features", "classes", "summary"}`` to ``out``.
 
@@ -89,6 +90,8 @@ def train_segmenter(
         progress: show a progress bar.
         log: optional JSON-lines file receiving the validation records.
         init: a segmenter checkpoint to continue from (warm start; its ``features`` are used).
+        mimic: probability of lesions with an intensity between two normal tissues (see
+            :class:`~monai_kcross.data.randomised.RandomisedBrains`).
 
     Returns:
         The summary of the best validation (also stored in the checkpoint).
@@ -98,8 +101,9 @@ def train_segmenter(
 
     torch.manual_seed(seed)
     templates = templates or list(available_templates().values())
-    train_stream = RandomisedBrains(templates, pool_size=pool_size, shape=shape, seed=seed, progress=progress)
-    validation = RandomisedBrains(templates, pool_size=16, shape=shape, seed=seed + 1).sample(192)
+    stream = {"shape": shape, "mimic": mimic}
+    train_stream = RandomisedBrains(templates, pool_size=pool_size, seed=seed, progress=progress, **stream)
+    validation = RandomisedBrains(templates, pool_size=16, seed=seed + 1, **stream).sample(192)
     val_images = validation["images"][:, :1]
     if init is not None:
         from ..networks.segmenter import load_segmenter
@@ -147,7 +151,14 @@ def train_segmenter(
             if record["score"] > best["score"]:
                 best = record
                 state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-                summary = {**record, "features": list(features), "templates": [Path(t).name for t in templates]}
+                summary = {
+                    **record,
+                    "features": list(features),
+                    "templates": [Path(t).name for t in templates],
+                    "seed": seed,
+                    "mimic": mimic,
+                    "init": None if init is None else Path(init).name,
+                }
                 torch.save(
                     {"state_dict": state, "features": list(features), "classes": list(CLASSES), "summary": summary},
                     out,
@@ -169,6 +180,7 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
     parser.add_argument("--log", default=None, help="JSON-lines file for validation records")
     parser.add_argument("--init", default=None, help="checkpoint to continue from")
+    parser.add_argument("--mimic", type=float, default=0.0, help="share of lesions with a normal tissue's intensity")
     args = parser.parse_args()
     templates = list(available_templates(args.templates).values())
     summary = train_segmenter(
@@ -181,6 +193,7 @@ def main() -> None:
         max_minutes=args.max_minutes,
         log=args.log,
         init=args.init,
+        mimic=args.mimic,
     )
     print(json.dumps(summary, indent=1))
 
