@@ -337,17 +337,6 @@ def _compartment_values(generator: torch.Generator, min_contrast: float, mimic: 
         if bool((gap >= min_contrast).all()) and float(tissue.amax() - tissue.amin()) > 0.1:
             return values
     return values
-        # otherwise push each invisible lesion compartment away from the tissue range around it
-        direction = torch.where(u(5) < 0.5, -1.0, 1.0)
-        pushed = torch.where(
-            gap < min_contrast,
-            (tissue[:2].mean() + direction * (min_contrast + 0.3 * u(5))).clamp(0.0, 1.5),
-            values[3:],
-        )
-        values = torch.cat([tissue, pushed])
-        gap = (values[3:, None] - tissue[None, :2]).abs().amin(1)
-        if bool((gap >= min_contrast).all()) and float(tissue.amax() - tissue.amin()) > 0.1:
-            return values
     return values
 
 
