@@ -337,7 +337,6 @@ def _compartment_values(generator: torch.Generator, min_contrast: float, mimic: 
         if bool((gap >= min_contrast).all()) and float(tissue.amax() - tissue.amin()) > 0.1:
             return values
     return values
-    return values
 
 
 class RandomisedBrains:
