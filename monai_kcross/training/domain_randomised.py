@@ -298,7 +298,8 @@ def train_kcross_randomised(
         stage1_steps, stage1_batch: stage-1 optimiser steps and slices per step (0 steps: keep the encoders of
             ``init_from``).
         stage1_shape: stage-1 slice size (crops centred on the brain or its lesion).
-        pairs, val_pairs: references for the stage-2 training and validation pair sets (about 25 variants each).
+        pairs, val_pairs: references for the stage-2 training and validation pair sets (about 25 variants each);
+            ``pairs=0`` stops after stage 1.
         pairs_shape: slice size of the pairs.
         stage2_epochs: epochs over the training pairs (the best validation epoch is kept).
         learning_rate, head_learning_rate: Adam learning rates of the encoders and of the heads.
@@ -349,6 +350,12 @@ def train_kcross_randomised(
         summary["stage1"] = _stage1(network, stream, run, stage1_steps, stage1_batch, learning_rate)
     else:
         summary["stage1"] = {"skipped": True}
+    if not pairs:  # stage 1 only (stage 2 later with init_from=out_dir, stage1_steps=0)
+        torch.save(
+            {"config": config.to_dict(), "state_dict": network.state_dict(), "summary": summary}, out / "model.pt"
+        )
+        (out / "training_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        return summary
     started = time.perf_counter()
     kwargs = {"templates": templates, "segmenter": seg_network, "progress": progress, "shape": pairs_shape}
     train_pairs = build_pairs(pairs, seed=seed + 70_000, **kwargs)
