@@ -44,6 +44,7 @@ KCROSS_VARIANTS = ("kcross", "kcross_true_mask", "kcross_no_source")
 def _metric_functions(names: list[str], network: str | None) -> dict[str, tuple[Callable, bool]]:
     """name -> (function(pred, ref, source, lesion) -> (B,) scores, higher_is_better)."""
     import monai_kcross
+    import monai_kcross.registry
     from monai_kcross.metrics.kcross import kcross, load_kcross
 
     out: dict[str, tuple[Callable, bool]] = {}
@@ -63,13 +64,13 @@ def _metric_functions(names: list[str], network: str | None) -> dict[str, tuple[
         info = monai_kcross.get_metric_info(name)
         try:  # deep metrics without their weights are skipped with the reason
             probe = torch.rand(1, 1, 64, 64)
-            info.function(probe, probe, **monai_kcross.default_options(name, (64, 64)))
+            info.function(probe, probe, **monai_kcross.registry.default_options(name, (64, 64)))
         except (FileNotFoundError, RuntimeError, ValueError, OSError) as error:
             print(f"skipping {name}: {error}")
             continue
 
         def fn(p, r, s, m, info=info):
-            return info.function(p, r, **monai_kcross.default_options(info.name, tuple(r.shape[2:])))[:, 0]
+            return info.function(p, r, **monai_kcross.registry.default_options(info.name, tuple(r.shape[2:])))[:, 0]
 
         out[name] = (fn, info.higher_is_better)
     return out

@@ -409,8 +409,13 @@ def _stage2(
     labels, val_labels = train["q"].to(device), val["q"].to(device)
     groups, val_groups = _group_ids(train["case"]).to(device), _group_ids(val["case"]).to(device)
 
-    def objective(score: torch.Tensor, target: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-        loss = inconsistency_loss(score, target)
+    def objective(out: dict[str, torch.Tensor], target: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        # the inconsistency loss on the score plus the same error on the penalty scale (score = exp(-penalty)):
+        # the second term keeps a gradient where exp(-penalty) underflows for very poor syntheses
+        score = out["score"]
+        loss = inconsistency_loss(score, target) + 0.1 * torch.mean(
+            (out["penalty"].reshape(-1) + torch.log(target.reshape(-1).clamp(1e-3, 1.0))).square()
+        )
         return loss + within_weight * within_group_loss(score, target, group) if within_weight else loss
 
     optimiser = torch.optim.Adam(network.score_parameters(), lr=learning_rate, weight_decay=1e-4)
@@ -423,6 +428,8 @@ def _stage2(
         "descriptor_seconds": time.perf_counter() - started,
     }
 
+    epoch_losses: list[float] = []
+
     def step(engine: Engine, index: torch.Tensor) -> float:
         network.train()
         branches: Sequence[str] = BRANCHES
@@ -430,10 +437,11 @@ def _stage2(
             branches = subsets[int(torch.randint(len(subsets), (1,), generator=generator))]
         batch = {k: v[index.to(v.device)] for k, v in cached.items()}
         index = index.to(labels.device)
-        loss = objective(network.heads(batch, branches)["score"], labels[index], groups[index])
+        loss = objective(network.heads(batch, branches), labels[index], groups[index])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        epoch_losses.append(loss.item())
         return loss.item()
 
     engine = Engine(step)
@@ -442,9 +450,11 @@ def _stage2(
     def validate(engine: Engine) -> None:
         network.eval()
         with torch.no_grad():
-            score = network.heads(val_cached, BRANCHES)["score"]
-        engine.state.metrics["validation_loss"] = float(objective(score, val_labels, val_groups))
-        history["loss"].append(float(engine.state.output))
+            out = network.heads(val_cached, BRANCHES)
+        score = out["score"]
+        engine.state.metrics["validation_loss"] = float(objective(out, val_labels, val_groups))
+        history["loss"].append(sum(epoch_losses) / len(epoch_losses))  # the epoch's mean batch loss
+        epoch_losses.clear()
         history["validation_loss"].append(engine.state.metrics["validation_loss"])
         history["validation_srcc"].append(spearman(score, val_labels))
 
