@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -59,6 +60,12 @@ def _macro(bundle):
     return "%/tmp/elsewhere.json#loss"
 
 
+def _metadata_expression(bundle):
+    # MONAI reads metadata.json as `_meta_`, and network_def resolves @_meta_#network_config: this would run
+    _edit_config(bundle, "metadata.json", lambda c: c["network_config"].update(hidden=PAYLOAD))
+    return "torch.os.system('touch PWNED')"
+
+
 def _logging_args(bundle):
     path = bundle / "configs" / "logging.conf"
     path.write_text(path.read_text().replace("args=(sys.stdout,)", "args=(__import__('os').system('touch PWNED'),)"))
@@ -79,7 +86,15 @@ def _python_module(bundle):
 
 @pytest.mark.parametrize(
     "attack",
-    [_expression_in_network_def, _target_in_a_handler, _macro, _logging_args, _pickled_weights, _python_module],
+    [
+        _expression_in_network_def,
+        _target_in_a_handler,
+        _metadata_expression,
+        _macro,
+        _logging_args,
+        _pickled_weights,
+        _python_module,
+    ],
 )
 def test_verify_refuses_a_malicious_bundle_without_running_it(bundle, attack, capsys):
     named = attack(bundle)
@@ -89,13 +104,15 @@ def test_verify_refuses_a_malicious_bundle_without_running_it(bundle, attack, ca
     assert not os.path.exists("PWNED")
 
 
-def test_the_payload_is_live_monai_would_run_it(bundle):
+@pytest.mark.parametrize("attack", [_expression_in_network_def, _metadata_expression])
+def test_the_payload_is_live_monai_would_run_it(bundle, attack):
     # what makes the test above meaningful: parsing the config, as any MONAI bundle tool does, runs the payload
-    _expression_in_network_def(bundle)
+    attack(bundle)
     parser = ConfigParser()
     parser.read_config(bundle / "configs" / "inference.json")
     parser.read_meta(bundle / "configs" / "metadata.json")
-    parser.get_parsed_content("network_def")
+    with contextlib.suppress(Exception):  # the network may not build afterwards; the payload has run by then
+        parser.get_parsed_content("network_def")
     assert os.path.exists("PWNED")
 
 

@@ -2,9 +2,10 @@
 
 A verify command is what one runs on a bundle one does not trust yet, so nothing in the bundle is executed:
 
-* configs are read as plain JSON; every string MONAI would evaluate or resolve when the bundle runs -- ``$``
-  expressions, ``@`` references, ``%`` macros -- and every ``_target_``/``_mode_`` value must be one the package's
-  own bundle uses (the allow-list); ``logging.conf``'s ``class``/``args``/``kwargs`` lines likewise;
+* configs (``metadata.json`` too: MONAI parses it as ``_meta_``) are read as plain JSON; every string MONAI would
+  evaluate or resolve when the bundle runs -- ``$`` expressions, ``@`` references, ``%`` macros -- and every
+  ``_target_``/``_mode_`` value must be one the package's own bundle uses (the allow-list); ``logging.conf``'s
+  ``class``/``args``/``kwargs`` lines likewise;
 * no Python code in the bundle folder (``ConfigWorkflow.run`` puts the bundle root on ``sys.path``);
 * weights are read with ``torch.load(weights_only=True)`` and loaded into networks built from the package's
   own code, which then runs on an input of the shape the metadata declares;
@@ -114,7 +115,7 @@ def _check_configs(bundle: Path, reference: Path) -> list[str]:
     count = 0
     for path in sorted((bundle / "configs").iterdir()):
         name = path.relative_to(bundle)
-        if path.name == "metadata.json" or not path.is_file():
+        if not path.is_file():
             continue
         if path.name == "logging.conf":
             for where, item in _logging_code(path):
