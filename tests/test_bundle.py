@@ -74,7 +74,7 @@ def _example(split: str = "test"):
     return entries, images
 
 
-def test_metadata_follows_the_bundle_schema_and_size_limit():
+def test_metadata_follows_the_bundle_schema_and_size_limit(elsewhere):
     # MONAI's own check, offline: the schema copy shipped in the package stands in for the download
     schema = BUNDLE_SCHEMA
     verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))
