@@ -454,7 +454,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     if args.action == "info":
         print(bundle_info(bundle))
         return 0
-    for check in verify_bundle(bundle):
+    for check in verify_bundle(bundle, trust=args.trust):
         print(f"ok: {check}")
     return 0
 
@@ -496,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     bundle = commands.add_parser("bundle", help="describe or verify the K-CROSS bundle")
     bundle.add_argument("action", choices=("info", "verify"))
     bundle.add_argument("--bundle", help="bundle folder (default: the shipped one)")
+    bundle.add_argument(
+        "--trust",
+        action="store_true",
+        help="verify: also run MONAI's verify_net_in_out, which evaluates the bundle's config expressions -- only "
+        "for bundles you trust (default: off; verify then runs nothing from the bundle)",
+    )
     commands.add_parser("metrics", help="list the available metrics")
     simulate = commands.add_parser("simulate", help="write simulated paired multi-contrast subjects")
     simulate.add_argument("--out", required=True)

@@ -404,32 +404,21 @@ def test_benchmark_tabulates_baselines_and_kcross(trained, tmp_path):
     assert sum(row["srcc_wins"] for row in report["within_subject"].values()) == len(subjects)
 
 
-def test_bundle_train_config_fine_tunes_a_trained_run(trained, tmp_path):
-    from monai.bundle import ConfigParser
-
-    from monai_kcross.bundles import KCROSS_BUNDLE
-
+def test_fine_tuning_from_a_trained_run_refits_the_heads(trained, tmp_path):
     datalist, run, _ = trained
-    parser = ConfigParser()
-    parser.read_config(KCROSS_BUNDLE / "configs" / "train.json")
-    overrides = {
-        "bundle_root": str(KCROSS_BUNDLE),
-        "datalist_file": str(datalist),
-        "output_dir": str(tmp_path / "fine"),
+    options = {
         "init_from": str(run),
         "stage1_epochs": 0,
         "stage2_epochs": 5,
         "batch_size": 4,
         "device": "cpu",
         "within_subject_weight": 1.0,
+        "progress": False,
     }
-    for key, value in overrides.items():
-        parser[key] = value
-    summary = parser.get_parsed_content("trainer")()
+    summary = train_kcross(datalist, tmp_path / "fine", **options)
     assert summary["stage1"] == {"skipped": True} and summary["init_from"] == str(run)
     assert summary["within_subject_weight"] == 1.0 and -1 <= summary["stage2"]["validation_within_subject_srcc"] <= 1
-    parser["output_dir"] = str(tmp_path / "fine_again")
-    repeated = parser.get_parsed_content("trainer", instantiate=True)()
+    repeated = train_kcross(datalist, tmp_path / "fine_again", **options)
     assert repeated["stage2"]["loss"] == pytest.approx(summary["stage2"]["loss"], rel=1e-5)
     assert len(summary["stage2"]["loss"]) == 5
     start, tuned = load_kcross(run), load_kcross(tmp_path / "fine")

@@ -1,10 +1,12 @@
 """MONAI bundles shipped with the package and the command that exports a trained K-CROSS run into one.
 
 ``kcross_brain_mri/`` is a standard MONAI bundle (``configs/{metadata,inference,evaluate,train}.json``,
-``models/model.pt`` -- K-CROSS -- and ``models/segmenter.pt`` -- its lesion segmenter --, ``docs/README.md``);
-:data:`KCROSS_BUNDLE` is its path. :func:`export_bundle` (CLI: ``monai-kcross kcross export RUN``) writes a
-training run's weights into a bundle and records the version, changelog, library versions, evaluation figures
-and training summary in its metadata.
+``models/model.pt`` -- K-CROSS -- and ``models/segmenter.pt`` -- its lesion segmenter --, ``docs/README.md``,
+``configs/logging.conf``, ``large_files.yml``); :data:`KCROSS_BUNDLE` is its path. Its ``network_def`` is
+:class:`~monai_kcross.bundles.workflow.KCrossBundleNetwork`. :func:`export_bundle` (CLI: ``monai-kcross kcross
+export RUN``) writes a training run's weights into a bundle and records the version, changelog, library
+versions, evaluation figures, training summary and weight hashes; :func:`verify_bundle` (CLI: ``monai-kcross
+bundle verify``) checks a bundle without running anything from it (:mod:`monai_kcross.bundles.verify`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import monai
 import numpy as np
 import torch
 
-__all__ = ["BUNDLE_SCHEMA", "KCROSS_BUNDLE", "bundle_info", "export_bundle", "verify_bundle"]
+from .verify import LARGE_FILES, large_files, verify_bundle
+from .workflow import KCrossBundleNetwork
+
+__all__ = ["BUNDLE_SCHEMA", "KCROSS_BUNDLE", "KCrossBundleNetwork", "bundle_info", "export_bundle", "verify_bundle"]
 
 KCROSS_BUNDLE = Path(__file__).resolve().parent / "kcross_brain_mri"
 MAX_BUNDLE_MB = 50.0
@@ -42,7 +47,8 @@ def export_bundle(
     """Copy a trained K-CROSS (a run folder or checkpoint) into a bundle and update its metadata.
 
     The checkpoint is re-saved as plain tensors (``{"config", "state_dict"}``, loadable with
-    ``torch.load(weights_only=True)``); the bundle's other files are kept. ``version`` defaults to the
+    ``torch.load(weights_only=True)``) and ``large_files.yml`` lists the new weights' hashes; the bundle's other
+    files are kept. ``version`` defaults to the
     metadata's version with the patch number increased.
 
     Args:
@@ -87,6 +93,7 @@ def export_bundle(
     if eval_metrics is not None:
         metadata["eval_metrics"] = eval_metrics
     metadata_file.write_text(json.dumps(metadata, indent=4) + "\n")
+    (bundle / LARGE_FILES).write_text(json.dumps(large_files(bundle), indent=4) + "\n")
     return target
 
 
@@ -116,51 +123,3 @@ def bundle_info(bundle: str | Path = KCROSS_BUNDLE) -> str:
     lines += [f"  {f.relative_to(bundle)}  {f.stat().st_size / 2**20:.2f} MB" for f in files]
     lines.append(f"total {sum(f.stat().st_size for f in files) / 2**20:.2f} MB")
     return "\n".join(lines)
-
-
-def verify_bundle(bundle: str | Path = KCROSS_BUNDLE, schema: str | Path = BUNDLE_SCHEMA) -> list[str]:
-    """Check a K-CROSS bundle offline; returns the checks passed, raises on the first failure.
-
-    MONAI's ``verify_metadata`` against the schema, ``verify_net_in_out`` of ``configs/inference.json``'s
-    ``network_def``, weights loadable with ``torch.load(weights_only=True)``, and the 50 MB size limit.
-
-    Raises:
-        FileNotFoundError: missing metadata, config, schema or weights (the file is named).
-        ValueError: a failed check, with MONAI's message.
-    """
-    from monai.bundle import verify_metadata, verify_net_in_out
-
-    bundle, schema = Path(bundle), Path(schema)
-    _metadata(bundle)
-    for required in (schema, bundle / "configs" / "inference.json", bundle / "models" / "model.pt"):
-        if not required.is_file():
-            raise FileNotFoundError(f"{required} not found.")
-    passed = []
-    try:
-        verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(schema))
-    except Exception as error:
-        raise ValueError(f"metadata does not follow the schema: {str(error).splitlines()[0]}") from error
-    passed.append(f"metadata.json follows {schema.name}")
-    for weights in sorted((bundle / "models").glob("*.pt")):
-        try:
-            torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"{weights} does not load with weights_only=True: {error}") from error
-        passed.append(f"models/{weights.name} loads safely (weights_only)")
-    try:
-        verify_net_in_out(
-            net_id="network_def",
-            meta_file=str(bundle / "configs" / "metadata.json"),
-            config_file=str(bundle / "configs" / "inference.json"),
-            bundle_root=str(bundle),
-            device="cpu",
-            n=2,
-        )
-    except Exception as error:
-        raise ValueError(f"network input/output check failed: {str(error).splitlines()[0]}") from error
-    passed.append("network_def input/output shapes and dtypes match the metadata")
-    size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 2**20
-    if size > MAX_BUNDLE_MB:
-        raise ValueError(f"bundle {bundle} is {size:.1f} MB, above the {MAX_BUNDLE_MB:.0f} MB limit.")
-    passed.append(f"size {size:.1f} MB <= {MAX_BUNDLE_MB:.0f} MB")
-    return passed
