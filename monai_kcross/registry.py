@@ -1,5 +1,9 @@
 """A registry of every metric of the package, with its direction, value range and 3-D behaviour.
 
+Full-reference metrics (``f(y_pred, y)``) are listed by :func:`list_metrics`, no-reference ones (``f(y_pred)``:
+NIQE, BRISQUE and the MR artefact scores) by :func:`list_no_reference_metrics`; :func:`create_metric` and
+:func:`create_handler` build either.
+
 >>> import monai_kcross
 >>> metric = monai_kcross.create_metric("ssim", spatial_dims=3)
 >>> [info.name for info in monai_kcross.list_metrics()]  # doctest: +ELLIPSIS
@@ -17,13 +21,26 @@ import torch
 
 from . import functional as F
 from . import perceptual as P
+from .functional import artefacts as A
 from .functional.ssim import ms_ssim_weights_for
 from .handlers import metric_handlers as H
+from .handlers import no_reference as NH
 from .metrics import full_reference as M
-from .metrics.base import FullReferenceMetric
+from .metrics import no_reference as NM
+from .metrics.base import FullReferenceMetric, PerImageMetric
 from .perceptual.feature_distance import feature_distance
 
-__all__ = ["MetricInfo", "create_handler", "create_metric", "default_options", "get_metric_info", "list_metrics"]
+__all__ = [
+    "MetricInfo",
+    "NoReferenceMetricInfo",
+    "create_handler",
+    "create_metric",
+    "default_options",
+    "get_metric_info",
+    "get_no_reference_metric_info",
+    "list_metrics",
+    "list_no_reference_metrics",
+]
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,131 @@ _REGISTRY: dict[str, MetricInfo] = {
 }
 
 
+@dataclass(frozen=True)
+class NoReferenceMetricInfo:
+    """What a user needs to know to read a no-reference score's numbers.
+
+    Attributes:
+        name: registry key (also accepted: upper case, ``-`` for ``_``).
+        function: functional form, ``f(y_pred, spatial_dims=None, data_range="image", ...)``.
+        metric_class: MONAI ``CumulativeIterationMetric`` class (call as ``metric(y_pred)``).
+        handler_class: ignite handler class.
+        higher_is_better: direction of the score (for the blur scores: higher is sharper).
+        value_range: ``(low, high)`` of possible values.
+        volumes: how 3-D input is handled: ``"native"`` or ``"slice-wise"``.
+        reference: the defining publication (and the implementation the numbers were checked against).
+        masks: whether ``mask=`` is supported.
+        options: fixed options of the function that define this entry (e.g. ``shift="half"`` for MSLC).
+    """
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    metric_class: type[PerImageMetric]
+    handler_class: type[NH.NoReferenceHandler]
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    volumes: str
+    reference: str
+    masks: bool = True
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+_NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
+    info.name: info
+    for info in (
+        NoReferenceMetricInfo(
+            "niqe", F.niqe, NM.NIQEMetric, NH.NIQEHandler, False, (0.0, _INF), "slice-wise", "Mittal et al. 2013", False
+        ),
+        NoReferenceMetricInfo(
+            "brisque",
+            F.brisque,
+            NM.BRISQUEMetric,
+            NH.BRISQUEHandler,
+            False,
+            (-_INF, _INF),
+            "slice-wise",
+            "Mittal et al. 2012",
+            False,
+        ),
+        NoReferenceMetricInfo(
+            "cpbd",
+            A.cpbd,
+            NM.CPBDMetric,
+            NH.CPBDHandler,
+            True,
+            (0.0, 1.0),
+            "slice-wise",
+            "Narvekar & Karam 2011, doi:10.1109/TIP.2011.2131660 (checked against the cpbd package)",
+        ),
+        NoReferenceMetricInfo(
+            "blur_effect",
+            A.blur_effect,
+            NM.BlurEffectMetric,
+            NH.BlurEffectHandler,
+            False,
+            (0.0, 1.0),
+            "native",
+            "Crete-Roffet et al. 2007 (checked against skimage.measure.blur_effect)",
+        ),
+        NoReferenceMetricInfo(
+            "laplacian_variance",
+            A.laplacian_variance,
+            NM.LaplacianVarianceMetric,
+            NH.LaplacianVarianceHandler,
+            True,
+            (0.0, _INF),
+            "native",
+            "Pech-Pacheco et al. 2000, doi:10.1109/ICPR.2000.903548",
+        ),
+        NoReferenceMetricInfo(
+            "mlc",
+            A.mean_line_correlation,
+            NM.MeanLineCorrelationMetric,
+            NH.MeanLineCorrelationHandler,
+            True,
+            (-1.0, 1.0),
+            "slice-wise",
+            "Schuppert et al. 2022 (checked against medimetrics MLC)",
+        ),
+        NoReferenceMetricInfo(
+            "mslc",
+            A.mean_line_correlation,
+            NM.MeanLineCorrelationMetric,
+            NH.MeanLineCorrelationHandler,
+            False,
+            (-1.0, 1.0),
+            "slice-wise",
+            "Schuppert et al. 2022 (checked against medimetrics MSLC)",
+            options=(("shift", "half"),),
+        ),
+        NoReferenceMetricInfo(
+            "aes",
+            A.average_edge_strength,
+            NM.AverageEdgeStrengthMetric,
+            NH.AverageEdgeStrengthHandler,
+            True,
+            (0.0, _INF),
+            "slice-wise",
+            "Pannetier et al.; Marchetto et al. 2025, doi:10.1007/s10334-025-01266-y",
+        ),
+        NoReferenceMetricInfo(
+            "total_variation",
+            A.total_variation,
+            NM.TotalVariationMetric,
+            NH.TotalVariationHandler,
+            False,
+            (0.0, _INF),
+            "native",
+            "Rudin, Osher & Fatemi 1992 (mean TV as medimetrics)",
+        ),
+    )
+}
+
+
 def _key(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
@@ -179,14 +321,43 @@ def get_metric_info(name: str) -> MetricInfo:
         raise ValueError(f"unknown metric {name!r}; available: {', '.join(_REGISTRY)}.") from None
 
 
-def create_metric(name: str, **kwargs: Any) -> FullReferenceMetric:
-    """Build the MONAI metric registered under ``name`` with the given keyword arguments."""
-    return get_metric_info(name).metric_class(**kwargs)
+def list_no_reference_metrics() -> list[NoReferenceMetricInfo]:
+    """All registered no-reference metrics, in a stable order."""
+    return list(_NO_REFERENCE.values())
 
 
-def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler:
+def get_no_reference_metric_info(name: str) -> NoReferenceMetricInfo:
+    """Look a no-reference metric up by name (case-insensitive, ``-`` or ``_``)."""
+    try:
+        return _NO_REFERENCE[_key(name)]
+    except KeyError:
+        raise ValueError(f"unknown no-reference metric {name!r}; available: {', '.join(_NO_REFERENCE)}.") from None
+
+
+def _any_info(name: str) -> MetricInfo | NoReferenceMetricInfo:
+    key = _key(name)
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if key in _NO_REFERENCE:
+        return _NO_REFERENCE[key]
+    raise ValueError(
+        f"unknown metric {name!r}; full-reference: {', '.join(_REGISTRY)}; no-reference: {', '.join(_NO_REFERENCE)}."
+    )
+
+
+def create_metric(name: str, **kwargs: Any) -> PerImageMetric:
+    """Build the MONAI metric registered under ``name`` (full- or no-reference) with the given keyword arguments."""
+    return _build(name, "metric_class", kwargs)
+
+
+def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler | NH.NoReferenceHandler:
     """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
-    return get_metric_info(name).handler_class(**kwargs)
+    return _build(name, "handler_class", kwargs)
+
+
+def _build(name: str, kind: str, kwargs: dict[str, Any]) -> Any:
+    info = _any_info(name)
+    return getattr(info, kind)(**{**dict(getattr(info, "options", ())), **kwargs})
 
 
 def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[str, Any]:

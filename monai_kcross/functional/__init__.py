@@ -3,9 +3,19 @@
 All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
 ``(B, C)`` tensor (one value per image and channel). See :mod:`monai_kcross.functional.intensity` for the
 ``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
-:func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`).
+:func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`), as do the MR
+artefact scores of :mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian,
+mean line correlation, average edge strength, total variation).
 """
 
+from .artefacts import (
+    average_edge_strength,
+    blur_effect,
+    cpbd,
+    laplacian_variance,
+    mean_line_correlation,
+    total_variation,
+)
 from .gmsd import MS_GMSD_WEIGHTS, gmsd, ms_gmsd
 from .haarpsi import haarpsi
 from .intensity import DataRange, intensity_window, to_unit_range
@@ -30,16 +40,21 @@ __all__ = [
     "MS_SSIM_WEIGHTS",
     "SSIM_PRESETS",
     "DataRange",
+    "average_edge_strength",
+    "blur_effect",
     "brisque",
     "brisque_features",
+    "cpbd",
     "fit_brisque_model",
     "fit_niqe_model",
     "gmsd",
     "haarpsi",
     "intensity_window",
+    "laplacian_variance",
     "load_brisque_model",
     "load_niqe_model",
     "mae",
+    "mean_line_correlation",
     "ms_gmsd",
     "ms_ssim",
     "ms_ssim_weights_for",
@@ -53,4 +68,5 @@ __all__ = [
     "save_niqe_model",
     "ssim",
     "to_unit_range",
+    "total_variation",
 ]

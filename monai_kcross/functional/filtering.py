@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "correlate_axis",
     "filter2d_same",
     "gaussian_blur",
     "gaussian_kernel1d",
@@ -82,6 +83,33 @@ def _symmetric_index(length: int, before: int, after: int, device: torch.device)
     period = 2 * length
     positions = positions % period
     return torch.where(positions >= length, period - 1 - positions, positions)
+
+
+def correlate_axis(x: torch.Tensor, axis: int, taps: Sequence[float], padding: str = "symmetric") -> torch.Tensor:
+    """Same-size correlation of ``x`` with the odd-length, centred window ``taps`` along ``axis``.
+
+    Args:
+        x: any tensor.
+        axis: the axis filtered.
+        taps: ``2r + 1`` weights; output ``i`` is ``sum_k taps[k] * x[i + k - r]``.
+        padding: ``"symmetric"`` (mirror including the edge voxel, ``b a | a b c | c b``: MATLAB 'symmetric',
+            ``scipy.ndimage`` 'reflect'), ``"zeros"`` or ``"replicate"``.
+    """
+    if len(taps) % 2 != 1:
+        raise ValueError(f"correlate_axis needs an odd number of taps, got {len(taps)}.")
+    radius = len(taps) // 2
+    axis = axis % x.ndim
+    if padding == "symmetric":
+        padded = x.index_select(axis, _symmetric_index(x.shape[axis], radius, radius, x.device))
+    elif padding in ("zeros", "replicate"):
+        moved = x.movedim(axis, -1)
+        shape = moved.shape
+        flat = moved.reshape(-1, 1, shape[-1])
+        flat = F.pad(flat, (radius, radius), mode="constant" if padding == "zeros" else "replicate")
+        padded = flat.reshape(*shape[:-1], shape[-1] + 2 * radius).movedim(-1, axis)
+    else:
+        raise ValueError(f"unknown padding mode {padding!r}")
+    return shift_filter_axis(padded, axis, list(taps))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float | Sequence[float], axes: Sequence[int]) -> torch.Tensor:

@@ -18,11 +18,24 @@ from .metric_handlers import (
     RMSEHandler,
     SSIMHandler,
 )
-from .no_reference import BRISQUEHandler, NIQEHandler, NoReferenceHandler
+from .no_reference import (
+    AverageEdgeStrengthHandler,
+    BlurEffectHandler,
+    BRISQUEHandler,
+    CPBDHandler,
+    LaplacianVarianceHandler,
+    MeanLineCorrelationHandler,
+    NIQEHandler,
+    NoReferenceHandler,
+    TotalVariationHandler,
+)
 from .set_level import SetLevelHandler
 
 __all__ = [
+    "AverageEdgeStrengthHandler",
     "BRISQUEHandler",
+    "BlurEffectHandler",
+    "CPBDHandler",
     "DISTSHandler",
     "DeepIQAHandler",
     "FeatureDistanceHandler",
@@ -31,8 +44,10 @@ __all__ = [
     "HaarPSIHandler",
     "KCrossHandler",
     "LPIPSHandler",
+    "LaplacianVarianceHandler",
     "MAEHandler",
     "MSEHandler",
+    "MeanLineCorrelationHandler",
     "MultiScaleGMSDHandler",
     "MultiScaleSSIMHandler",
     "NIQEHandler",
@@ -42,4 +57,5 @@ __all__ = [
     "RMSEHandler",
     "SSIMHandler",
     "SetLevelHandler",
+    "TotalVariationHandler",
 ]

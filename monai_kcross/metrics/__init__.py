@@ -18,7 +18,17 @@ from .full_reference import (
     SSIMMetric,
 )
 from .kcross import KCrossMetric, KCrossScorer, kcross, load_kcross
-from .no_reference import BRISQUEMetric, NIQEMetric, NoReferenceMetric
+from .no_reference import (
+    AverageEdgeStrengthMetric,
+    BlurEffectMetric,
+    BRISQUEMetric,
+    CPBDMetric,
+    LaplacianVarianceMetric,
+    MeanLineCorrelationMetric,
+    NIQEMetric,
+    NoReferenceMetric,
+    TotalVariationMetric,
+)
 from .set_level import (
     DiversityMetric,
     FIDMetric,
@@ -31,7 +41,10 @@ from .set_level import (
 )
 
 __all__ = [
+    "AverageEdgeStrengthMetric",
     "BRISQUEMetric",
+    "BlurEffectMetric",
+    "CPBDMetric",
     "DISTSMetric",
     "DeepIQAMetric",
     "DiversityMetric",
@@ -44,9 +57,11 @@ __all__ = [
     "KCrossScorer",
     "KIDMetric",
     "LPIPSMetric",
+    "LaplacianVarianceMetric",
     "MAEMetric",
     "MMDMetric",
     "MSEMetric",
+    "MeanLineCorrelationMetric",
     "MemorisationMetric",
     "MultiScaleGMSDMetric",
     "MultiScaleSSIMMetric",
@@ -59,6 +74,7 @@ __all__ = [
     "SSIMMetric",
     "SetLevelMetric",
     "SetLevelResult",
+    "TotalVariationMetric",
     "kcross",
     "load_kcross",
 ]
