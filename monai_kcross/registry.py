@@ -42,6 +42,7 @@ class MetricInfo:
         reference: the defining publication.
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
+        checked_against: the independent reference the implementation is tested against, and the tolerance.
     """
 
     name: str
@@ -55,6 +56,7 @@ class MetricInfo:
     reference: str
     needs_weights: str = ""
     symmetric: bool = True
+    checked_against: str = ""
 
     @property
     def direction(self) -> str:
@@ -110,6 +112,80 @@ _REGISTRY: dict[str, MetricInfo] = {
             "Reisenhofer et al. 2018",
         ),
         MetricInfo(
+            "vsi",
+            F.vsi,
+            M.VSIMetric,
+            H.VSIHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Zhang, Shen & Li 2014 (grey form)",
+            checked_against="piq 0.8.0 (RGB, 1e-6; grey form: piq with the colour prior off, 1e-6); "
+            "authors' MATLAB on TID2013 I01 (1e-4)",
+        ),
+        MetricInfo(
+            "fsim",
+            F.fsim,
+            M.FSIMMetric,
+            H.FSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Zhang et al. 2011 (grey FSIM)",
+            checked_against="piq 0.8.0 (1e-4, median convention); authors' MATLAB on goldhill (1e-4)",
+        ),
+        MetricInfo(
+            "vif_p",
+            F.vif_p,
+            M.VIFMetric,
+            H.VIFHandler,
+            True,
+            (0.0, _INF),
+            1.0,
+            "slice-wise",
+            "Sheikh & Bovik 2006 (pixel domain)",
+            symmetric=False,
+            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-4)",
+        ),
+        MetricInfo(
+            "mdsi",
+            F.mdsi,
+            M.MDSIMetric,
+            H.MDSIHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            "slice-wise",
+            "Nafchi et al. 2016",
+            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-5)",
+        ),
+        MetricInfo(
+            "nmi",
+            F.nmi,
+            M.NMIMetric,
+            H.NMIHandler,
+            True,
+            (1.0, 2.0),
+            2.0,
+            "native",
+            "Studholme et al. 1999",
+            checked_against="scikit-image normalized_mutual_information (1e-9)",
+        ),
+        MetricInfo(
+            "pcc",
+            F.pcc,
+            M.PCCMetric,
+            H.PCCHandler,
+            True,
+            (-1.0, 1.0),
+            1.0,
+            "native",
+            "Pearson correlation (NCC)",
+            checked_against="numpy corrcoef, scipy pearsonr (1e-9)",
+        ),
+        MetricInfo(
             "lpips",
             P.lpips,
             M.LPIPSMetric,
@@ -162,8 +238,12 @@ _REGISTRY: dict[str, MetricInfo] = {
 }
 
 
+_ALIASES = {"ncc": "pcc", "vif": "vif_p", "vifp": "vif_p"}
+
+
 def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+    key = name.strip().lower().replace("-", "_")
+    return _ALIASES.get(key, key)
 
 
 def list_metrics() -> list[MetricInfo]:
@@ -172,7 +252,8 @@ def list_metrics() -> list[MetricInfo]:
 
 
 def get_metric_info(name: str) -> MetricInfo:
-    """Look a metric up by name (case-insensitive; ``ms-ssim`` and ``ms_ssim`` are the same)."""
+    """Look a metric up by name (case-insensitive; ``ms-ssim`` and ``ms_ssim`` are the same; ``ncc`` is ``pcc``,
+    ``vif`` is ``vif_p``)."""
     try:
         return _REGISTRY[_key(name)]
     except KeyError:

@@ -2,13 +2,24 @@
 
 All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
 ``(B, C)`` tensor (one value per image and channel). See :mod:`monai_kcross.functional.intensity` for the
-``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
+``data_range`` policy (fixed windows and normalisation policies) and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
 :func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`).
 """
 
+from .correlation import pcc
+from .fsim import fsim
 from .gmsd import MS_GMSD_WEIGHTS, gmsd, ms_gmsd
 from .haarpsi import haarpsi
-from .intensity import DataRange, intensity_window, to_unit_range
+from .intensity import (
+    DataRange,
+    IntensityPolicy,
+    intensity_policy_name,
+    intensity_window,
+    parse_data_range,
+    to_unit_range,
+)
+from .mdsi import mdsi
+from .mutual_information import nmi
 from .nlpd import nlpd
 from .no_reference import (
     brisque,
@@ -24,22 +35,28 @@ from .no_reference import (
 )
 from .pixelwise import mae, mse, psnr, rmse
 from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
+from .vif import vif_p
+from .vsi import vsi
 
 __all__ = [
     "MS_GMSD_WEIGHTS",
     "MS_SSIM_WEIGHTS",
     "SSIM_PRESETS",
     "DataRange",
+    "IntensityPolicy",
     "brisque",
     "brisque_features",
     "fit_brisque_model",
     "fit_niqe_model",
+    "fsim",
     "gmsd",
     "haarpsi",
+    "intensity_policy_name",
     "intensity_window",
     "load_brisque_model",
     "load_niqe_model",
     "mae",
+    "mdsi",
     "ms_gmsd",
     "ms_ssim",
     "ms_ssim_weights_for",
@@ -47,10 +64,15 @@ __all__ = [
     "niqe",
     "niqe_patch_features",
     "nlpd",
+    "nmi",
+    "parse_data_range",
+    "pcc",
     "psnr",
     "rmse",
     "save_brisque_model",
     "save_niqe_model",
     "ssim",
     "to_unit_range",
+    "vif_p",
+    "vsi",
 ]

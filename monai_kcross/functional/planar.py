@@ -64,7 +64,7 @@ def planar_metric(
         raise ValueError(f"{name}: slice_axis must index spatial axes (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype)
+    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype, mask=weights)
     for axis in axes if spatial_dims == 3 else (None,):
         planes = tuple(y.shape[2:]) if axis is None else tuple(s for i, s in enumerate(y.shape[2:]) if i != axis % 3)
         if min(planes) < min_size:

@@ -33,6 +33,7 @@ from ..metrics.kcross import KCrossMetric
 __all__ = [
     "DISTSHandler",
     "DeepIQAHandler",
+    "FSIMHandler",
     "FeatureDistanceHandler",
     "FullReferenceHandler",
     "GMSDHandler",
@@ -40,13 +41,18 @@ __all__ = [
     "KCrossHandler",
     "LPIPSHandler",
     "MAEHandler",
+    "MDSIHandler",
     "MSEHandler",
     "MultiScaleGMSDHandler",
     "MultiScaleSSIMHandler",
     "NLPDHandler",
+    "NMIHandler",
+    "PCCHandler",
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "VIFHandler",
+    "VSIHandler",
 ]
 
 
@@ -214,6 +220,42 @@ class FeatureDistanceHandler(FullReferenceHandler):
     """In-domain feature distance; keyword arguments of :class:`~monai_kcross.metrics.FeatureDistanceMetric`."""
 
     metric_class = M.FeatureDistanceMetric
+
+
+class VSIHandler(FullReferenceHandler):
+    """VSI; keyword arguments of :class:`~monai_kcross.metrics.VSIMetric`."""
+
+    metric_class = M.VSIMetric
+
+
+class FSIMHandler(FullReferenceHandler):
+    """FSIM; keyword arguments of :class:`~monai_kcross.metrics.FSIMMetric`."""
+
+    metric_class = M.FSIMMetric
+
+
+class VIFHandler(FullReferenceHandler):
+    """VIFp; keyword arguments of :class:`~monai_kcross.metrics.VIFMetric`."""
+
+    metric_class = M.VIFMetric
+
+
+class MDSIHandler(FullReferenceHandler):
+    """MDSI; keyword arguments of :class:`~monai_kcross.metrics.MDSIMetric`."""
+
+    metric_class = M.MDSIMetric
+
+
+class NMIHandler(FullReferenceHandler):
+    """Normalised mutual information; keyword arguments of :class:`~monai_kcross.metrics.NMIMetric`."""
+
+    metric_class = M.NMIMetric
+
+
+class PCCHandler(FullReferenceHandler):
+    """Pearson correlation (NCC); keyword arguments of :class:`~monai_kcross.metrics.PCCMetric`."""
+
+    metric_class = M.PCCMetric
 
 
 class KCrossHandler(FullReferenceHandler):
