@@ -159,6 +159,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             0.0,
             "slice-wise",
             "Nafchi et al. 2016",
+            symmetric=False,  # the fused-image terms treat prediction and reference differently
             checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-5)",
         ),
         MetricInfo(

@@ -54,5 +54,9 @@ def pcc(
     dx = x_u - mean(x_u).view(*x_u.shape[:2], *spatial)
     dy = y_u - mean(y_u).view(*y_u.shape[:2], *spatial)
     covariance = mean(dx * dy)
-    scale = torch.sqrt(mean(dx.square()) * mean(dy.square()))
-    return torch.where(scale > 0, covariance / scale.clamp_min(torch.finfo(dtype).tiny), torch.zeros_like(scale))
+    var_x, var_y = mean(dx.square()), mean(dy.square())
+    # a constant image leaves only rounding noise (relative 1e-16) after removing its mean
+    resolution = (16 * torch.finfo(dtype).eps) ** 2
+    flat = (var_x <= resolution * mean(x_u.square())) | (var_y <= resolution * mean(y_u.square()))
+    scale = torch.sqrt(var_x * var_y)
+    return torch.where(flat, torch.zeros_like(scale), covariance / scale.clamp_min(torch.finfo(dtype).tiny))

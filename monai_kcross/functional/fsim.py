@@ -92,9 +92,7 @@ def phase_congruency(x: torch.Tensor, scales: int = 4, orientations: int = 4, k:
         median = _matlab_median(amplitude[:, :, 0].square().reshape(n, c, -1))
         noise_power = (-median / math.log(0.5)) / bank[o, 0].square().sum()
         sum_sq = spatial[o].square().sum()
-        sum_cross = sum(
-            (spatial[o, i] * spatial[o, j]).sum() for i in range(scales - 1) for j in range(i + 1, scales)
-        )
+        sum_cross = sum((spatial[o, i] * spatial[o, j]).sum() for i in range(scales - 1) for j in range(i + 1, scales))
         tau = torch.sqrt((2 * noise_power * sum_sq + 4 * noise_power * sum_cross) / 2)
         threshold = (tau * math.sqrt(math.pi / 2) + k * torch.sqrt((2 - math.pi / 2) * tau.square())) / 1.7
         energy_all = energy_all + torch.relu(energy - threshold[..., None, None])

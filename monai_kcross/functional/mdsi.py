@@ -5,8 +5,8 @@ Follows the authors' MATLAB code (``MDSI.m``) as reproduced by piq 0.8.0:
 * intensities on the 0-255 scale; automatic downsampling by ``F = max(1, round(min(H, W) / 256))``;
 * luminance ``L = .2989R + .5870G + .1140B`` and chromaticity ``H = .30R + .04G - .35B``,
   ``M = .34R - .60G + .17B``;
-* gradient similarity with the fused image ``(L_x + L_y) / 2``: ``GS = S(g_x, g_y; C1) + S(g_y, g_f; C2)
-  - S(g_x, g_f; C2)`` (Prewitt gradients, ``C1 = 140``, ``C2 = 55``), chromaticity similarity
+* gradient similarity with the fused image ``f = (L_x + L_y) / 2``: ``GS = S(g_x, g_y; C1) + S(g_x, g_f; C2)
+  - S(g_y, g_f; C2)`` (``x`` the prediction, ``y`` the reference: MDSI is not symmetric) (Prewitt gradients, ``C1 = 140``, ``C2 = 55``), chromaticity similarity
   ``CS = (2 (H_x H_y + M_x M_y) + C3) / (H_x^2 + H_y^2 + M_x^2 + M_y^2 + C3)`` with ``C3 = 550``;
 * combination ``"sum"``: ``0.6 GS + 0.4 CS`` (default) or ``"mult"``: ``GS^0.2 CS^0.1`` (complex powers);
 * deviation pooling: ``MDSI = mean(|GCS^q - mean(GCS^q)|)^o`` with ``q = o = 1/4`` (complex powers,
@@ -39,7 +39,7 @@ def _mdsi_core(
     lum_x, lum_y = _GREY_LHM[0] * x, _GREY_LHM[0] * y
     g_x, g_y = gradient_magnitude(lum_x, "prewitt"), gradient_magnitude(lum_y, "prewitt")
     g_f = gradient_magnitude(0.5 * (lum_x + lum_y), "prewitt")
-    gs = similarity_map(g_x, g_y, _C1) + similarity_map(g_y, g_f, _C2) - similarity_map(g_x, g_f, _C2)
+    gs = similarity_map(g_x, g_y, _C1) + similarity_map(g_x, g_f, _C2) - similarity_map(g_y, g_f, _C2)
     chroma = _GREY_LHM[1] ** 2 + _GREY_LHM[2] ** 2  # H_x H_y + M_x M_y = chroma * x * y for grey input
     cs = (2 * chroma * x * y + _C3) / (chroma * (x.square() + y.square()) + _C3)
     if combination == "sum":

@@ -5,18 +5,20 @@ Follows the authors' MATLAB code (``VSI.m`` with its SDSP saliency) and piq 0.8.
 * intensities on the 0-255 scale; the image (RGB) is mapped to the opponent space ``L = .06R + .63G + .27B``,
   ``M = .30R + .04G - .35B``, ``N = .34R - .60G + .17B``;
 * saliency (SDSP): the image is resized to 256x256 (bilinear, no antialiasing, as piq) and converted to CIE
-  L*a*b* (sRGB, D65); the saliency is the product of a frequency prior (magnitude of the log-Gabor filtered
-  L*a*b* channels, ``omega_0 = 0.021``, ``sigma_f = 1.34``), a location prior (``exp(-d^2 / 145^2)`` around the
-  centre) and a colour prior (``1 - exp(-(a'^2 + b'^2) / 0.001^2)`` of the min-max normalised a*, b*); it is
+  L*a*b* (sRGB primaries, the D50 reference white of the authors' ``RGB2Lab``); the saliency is the product
+  of a frequency prior (magnitude of the log-Gabor filtered L*a*b* channels, ``omega_0 = 0.021``,
+  ``sigma_f = 1.34``), a location prior (``exp(-d^2 / 145^2)`` around the centre) and a colour prior (``1 - exp(-(a'^2 + b'^2) / 0.001^2)`` of the min-max normalised a*, b*); it is
   resized back (bilinear) and min-max normalised;
-* automatic downsampling by ``F = max(1, round(min(H, W) / 256))``, Scharr gradient magnitude of ``L``;
+* automatic downsampling by ``F = max(1, round(min(H, W) / 256))`` (``F x F`` averages on piq's grid, see
+  ``_downsample``; ``F = 1`` for images up to 383 pixels), Scharr gradient magnitude of ``L``;
 * ``S = S_VS * S_G^0.4 * Re((S_M S_N)^0.02)`` with ``C_VS = 1.27``, ``C_G = 386``, ``C_MN = 130``, pooled with
   weights ``max(VS_x, VS_y)``.
 
 **Grey images** (how this package scores every channel): the original code accepts RGB only; piq copies the
 grey channel into R, G and B. For such an image a* and b* are constant, so the colour prior is 0 / 0
 (numerically it amplifies rounding noise). The grey form used here is VSI of the replicated RGB image with
-the colour prior set to 1 (no colour preference): saliency = frequency prior on L* times location prior.
+the colour prior set to 1 (no colour preference): saliency = frequency prior on L* times location prior;
+the opponent channels of a grey image are ``L = 0.96 g``, ``M = -0.01 g``, ``N = -0.09 g``.
 ``color=True`` scores 3-channel input as one RGB image with the full colour pipeline (the authors' VSI);
 it then returns one value per image, repeated over the three channels.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .feature_maps import auto_downsample, downsample_factor, frequency_grid, gradient_magnitude, similarity_map
+from .feature_maps import downsample_factor, frequency_grid, gradient_magnitude, similarity_map
 from .intensity import DataRange
 from .planar import planar_metric
 
@@ -35,7 +37,7 @@ __all__ = ["sdsp", "vsi"]
 _C_VS, _C_G, _C_MN, _ALPHA, _BETA = 1.27, 386.0, 130.0, 0.40, 0.02
 _RGB_TO_LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
 _RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
-_WHITE_D65 = (0.95047, 1.0, 1.08883)
+_WHITE_D50 = (0.9642119944211994, 1.0, 0.8251882845188288)
 
 
 def _mix(rgb: torch.Tensor, matrix: tuple) -> torch.Tensor:
@@ -44,12 +46,24 @@ def _mix(rgb: torch.Tensor, matrix: tuple) -> torch.Tensor:
 
 
 def _rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB on 0-255 to CIE L*a*b* (D65, 2 degree observer)."""
+    """sRGB on 0-255 to CIE L*a*b* with the D50 reference white of the authors' SDSP code."""
     unit = rgb / 255.0
     linear = torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
-    xyz = _mix(linear, _RGB_TO_XYZ) / torch.tensor(_WHITE_D65, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    xyz = _mix(linear, _RGB_TO_XYZ) / torch.tensor(_WHITE_D50, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
     f = torch.where(xyz > 0.008856, xyz.clamp_min(0) ** (1 / 3), (903.3 * xyz + 16) / 116)
     return torch.stack((116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])), dim=1)
+
+
+def _downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``F x F`` averages on the grid that piq uses for VSI (one replicated row/column before the first block).
+
+    This differs from ``conv2(..., 'same')`` followed by ``x(1:F:end, 1:F:end)`` (FSIM, MDSI) by one pixel, and
+    is the convention that reproduces the authors' published value on TID2013 (0.96405).
+    """
+    if factor == 1:
+        return x
+    pads = (factor // 2, (factor - 1) // 2) * 2
+    return F.avg_pool2d(F.pad(x, pads, mode="replicate"), factor)
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +101,10 @@ def sdsp(rgb: torch.Tensor, color_prior: bool = True) -> torch.Tensor:
 def _vsi_rgb(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, color_prior: bool) -> torch.Tensor:
     """VSI of RGB images ``(N, 3, H, W)`` on 0-255 with optional weights ``(N, 1, H, W)``; returns ``(N,)``."""
     factor = downsample_factor(*x.shape[-2:])
-    vs_x = auto_downsample(sdsp(x, color_prior), factor)
-    vs_y = auto_downsample(sdsp(y, color_prior), factor)
-    lmn_x = auto_downsample(_mix(x, _RGB_TO_LMN), factor)
-    lmn_y = auto_downsample(_mix(y, _RGB_TO_LMN), factor)
+    vs_x = _downsample(sdsp(x, color_prior), factor)
+    vs_y = _downsample(sdsp(y, color_prior), factor)
+    lmn_x = _downsample(_mix(x, _RGB_TO_LMN), factor)
+    lmn_y = _downsample(_mix(y, _RGB_TO_LMN), factor)
     s_g = similarity_map(gradient_magnitude(lmn_x[:, :1], "scharr"), gradient_magnitude(lmn_y[:, :1], "scharr"), _C_G)
     s_c = similarity_map(lmn_x[:, 1:2], lmn_y[:, 1:2], _C_MN) * similarity_map(lmn_x[:, 2:], lmn_y[:, 2:], _C_MN)
     # real part of a possibly negative base to the power beta (principal branch, as MATLAB's real(.^))
@@ -98,7 +112,7 @@ def _vsi_rgb(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, col
     similarity = similarity_map(vs_x, vs_y, _C_VS) * s_g**_ALPHA * s_c
     vs_max = torch.maximum(vs_x, vs_y)
     if weights is not None:
-        vs_max = vs_max * auto_downsample(weights, factor)
+        vs_max = vs_max * _downsample(weights, factor)
     eps = torch.finfo(x.dtype).eps
     return (((similarity * vs_max).sum(dim=(-3, -2, -1)) + eps) / (vs_max.sum(dim=(-3, -2, -1)) + eps)).to(x.dtype)
 

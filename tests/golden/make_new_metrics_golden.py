@@ -1,0 +1,72 @@
+"""Golden values of VSI, FSIM, VIFp and MDSI from piq 0.8.0, on the slices of real brain MRI in ``inputs.npz``.
+
+piq reproduces the authors' MATLAB values of these metrics (its tests: VSI 0.96405 on TID2013 I01, FSIM 0.89691,
+VIFp 0.2665 and MDSI 0.395910876130775 on goldhill). Run once in a throw-away environment (piq imports
+torchvision), from the repository root, and commit ``new_metrics_golden.json``::
+
+    python -m venv /tmp/golden && /tmp/golden/bin/pip install torch==2.14.1 torchvision==0.29.1 piq==0.8.0
+    /tmp/golden/bin/python tests/golden/make_new_metrics_golden.py
+
+Conventions: inputs in ``[0, 1]`` scored with ``data_range=1``; 2-D cases as they are; the 3-D case
+(``volume``) is the mean over its slices along the last axis (the package scores volumes slice-wise); the
+``rgb`` case stacks three consecutive slices as R, G, B for VSI's colour form. Grey VSI: piq replicates grey
+into RGB, where the SDSP colour prior is 0/0; ``vsi_grey`` is piq with ``sigma_c = 1e-100``, which makes that
+prior 1 wherever the rounding noise of a*, b* is not exactly at its minimum (the package's grey form).
+piq's FSIM takes the lower middle value as median (``torch.median``) where MATLAB averages the two middle
+values; ``fsim`` is therefore compared at a looser tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CASES = ["synthesized", "noise", "blur", "odd", "volume"]
+
+
+def slices(pred: np.ndarray, ref: np.ndarray):
+    if pred.ndim == 2:
+        yield pred, ref
+    else:
+        for k in range(pred.shape[-1]):
+            yield pred[..., k], ref[..., k]
+
+
+def main() -> None:
+    import piq
+    import torch
+
+    def batch(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))[None, None]
+
+    with np.load(HERE / "inputs.npz") as data:
+        arrays = {k: data[k].astype(np.float64) for k in data.files}
+    golden: dict[str, dict[str, float]] = {}
+    for case in CASES:
+        scores: dict[str, list[float]] = {k: [] for k in ("vsi_grey", "fsim", "vif_p", "mdsi", "mdsi_mult")}
+        for p, r in slices(arrays[f"{case}_pred"], arrays[f"{case}_ref"]):
+            x, y = batch(p), batch(r)
+            scores["vsi_grey"].append(piq.vsi(x, y, data_range=1.0, sigma_c=1e-100).item())
+            scores["fsim"].append(piq.fsim(x, y, data_range=1.0, chromatic=False).item())
+            scores["vif_p"].append(piq.vif_p(x, y, data_range=1.0).item())
+            scores["mdsi"].append(piq.mdsi(x, y, data_range=1.0).item())
+            scores["mdsi_mult"].append(piq.mdsi(x, y, data_range=1.0, combination="mult").item())
+        golden[case] = {k: float(np.mean(v)) for k, v in scores.items()}
+    pred_rgb = np.moveaxis(arrays["volume_pred"][..., :3], -1, 0)[None]
+    ref_rgb = np.moveaxis(arrays["volume_ref"][..., :3], -1, 0)[None]
+    golden["rgb"] = {"vsi_color": piq.vsi(torch.from_numpy(pred_rgb), torch.from_numpy(ref_rgb), data_range=1.0).item()}
+    payload = {
+        "description": "piq 0.8.0 values on inputs.npz (float32 cast to float64), data_range=1; volume = mean over "
+        "the slices along the last axis; rgb = slices 0-2 of the volume case as R, G, B",
+        "produced_with": {"piq": piq.__version__, "torch": torch.__version__},
+        "cases": golden,
+    }
+    (HERE / "new_metrics_golden.json").write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
