@@ -24,8 +24,18 @@ from .conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
-    from monai_kcross.metrics import DeepIQAMetric, DISTSMetric, FeatureDistanceMetric, LPIPSMetric
-    from monai_kcross.metrics import FSIMMetric, MDSIMetric, NMIMetric, PCCMetric, VIFMetric, VSIMetric
+    from monai_kcross.metrics import (
+        DeepIQAMetric,
+        DISTSMetric,
+        FeatureDistanceMetric,
+        FSIMMetric,
+        LPIPSMetric,
+        MDSIMetric,
+        NMIMetric,
+        PCCMetric,
+        VIFMetric,
+        VSIMetric,
+    )
 
     classes = {
         LPIPSMetric,

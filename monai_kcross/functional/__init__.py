@@ -2,8 +2,9 @@
 
 All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
 ``(B, C)`` tensor (one value per image and channel). See :mod:`monai_kcross.functional.intensity` for the
-``data_range`` policy (fixed windows and normalisation policies) and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
-:func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`).
+``data_range`` policy (fixed windows and normalisation policies) and :mod:`monai_kcross.functional.masking`
+for masks. The no-reference scores :func:`niqe` and :func:`brisque` take ``y_pred`` only
+(:mod:`monai_kcross.functional.no_reference`).
 """
 
 from .correlation import pcc

@@ -6,7 +6,8 @@ Follows the authors' MATLAB code (``MDSI.m``) as reproduced by piq 0.8.0:
 * luminance ``L = .2989R + .5870G + .1140B`` and chromaticity ``H = .30R + .04G - .35B``,
   ``M = .34R - .60G + .17B``;
 * gradient similarity with the fused image ``f = (L_x + L_y) / 2``: ``GS = S(g_x, g_y; C1) + S(g_x, g_f; C2)
-  - S(g_y, g_f; C2)`` (``x`` the prediction, ``y`` the reference: MDSI is not symmetric) (Prewitt gradients, ``C1 = 140``, ``C2 = 55``), chromaticity similarity
+  - S(g_y, g_f; C2)`` (``x`` the prediction, ``y`` the reference: MDSI is not symmetric; Prewitt gradients,
+  ``C1 = 140``, ``C2 = 55``), chromaticity similarity
   ``CS = (2 (H_x H_y + M_x M_y) + C3) / (H_x^2 + H_y^2 + M_x^2 + M_y^2 + C3)`` with ``C3 = 550``;
 * combination ``"sum"``: ``0.6 GS + 0.4 CS`` (default) or ``"mult"``: ``GS^0.2 CS^0.1`` (complex powers);
 * deviation pooling: ``MDSI = mean(|GCS^q - mean(GCS^q)|)^o`` with ``q = o = 1/4`` (complex powers,

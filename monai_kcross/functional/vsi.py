@@ -7,8 +7,9 @@ Follows the authors' MATLAB code (``VSI.m`` with its SDSP saliency) and piq 0.8.
 * saliency (SDSP): the image is resized to 256x256 (bilinear, no antialiasing, as piq) and converted to CIE
   L*a*b* (sRGB primaries, the D50 reference white of the authors' ``RGB2Lab``); the saliency is the product
   of a frequency prior (magnitude of the log-Gabor filtered L*a*b* channels, ``omega_0 = 0.021``,
-  ``sigma_f = 1.34``), a location prior (``exp(-d^2 / 145^2)`` around the centre) and a colour prior (``1 - exp(-(a'^2 + b'^2) / 0.001^2)`` of the min-max normalised a*, b*); it is
-  resized back (bilinear) and min-max normalised;
+  ``sigma_f = 1.34``), a location prior (``exp(-d^2 / 145^2)`` around the centre) and a colour prior
+  (``1 - exp(-(a'^2 + b'^2) / 0.001^2)`` of the min-max normalised a*, b*); it is resized back (bilinear) and
+  min-max normalised;
 * automatic downsampling by ``F = max(1, round(min(H, W) / 256))`` (``F x F`` averages on piq's grid, see
   ``_downsample``; ``F = 1`` for images up to 383 pixels), Scharr gradient magnitude of ``L``;
 * ``S = S_VS * S_G^0.4 * Re((S_M S_N)^0.02)`` with ``C_VS = 1.27``, ``C_G = 386``, ``C_MN = 130``, pooled with

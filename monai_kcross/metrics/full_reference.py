@@ -28,14 +28,14 @@ from .base import FullReferenceMetric
 
 __all__ = [
     "DISTSMetric",
-    "FSIMMetric",
     "DeepIQAMetric",
+    "FSIMMetric",
     "FeatureDistanceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
     "LPIPSMetric",
-    "MDSIMetric",
     "MAEMetric",
+    "MDSIMetric",
     "MSEMetric",
     "MultiScaleGMSDMetric",
     "MultiScaleSSIMMetric",
