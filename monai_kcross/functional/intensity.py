@@ -305,7 +305,8 @@ def harmonize(
     For an :class:`IntensityPolicy` with ``each=True`` the prediction is mapped with its own statistics and
     back with the reference's (so that the reference's window applies to both); with ``clip`` both images are
     clipped to the reference's window. Every other policy returns the inputs unchanged, so that callers that
-    then apply :func:`intensity_window` to both images (SSIM, the point-wise errors) honour every policy.
+    apply the window of :func:`intensity_window` (of the original reference: clipping moves percentiles) to
+    both harmonised images (SSIM, the point-wise errors) honour every policy.
     """
     data_range = _as_policy(data_range, name)
     if not isinstance(data_range, IntensityPolicy) or not (data_range.each or data_range.clip):
@@ -344,6 +345,6 @@ def to_unit_range(
         ``(y_pred', y')`` in ``dtype``; ``y'`` lies in ``[0, 1]`` for ``data_range="reference"``.
     """
     dtype = dtype or (y.dtype if y.is_floating_point() else torch.float32)
-    y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask)
     low, span = intensity_window(y, data_range, name, dtype, mask)
+    y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask)
     return (y_pred.to(dtype) - low) / span, (y.to(dtype) - low) / span

@@ -25,6 +25,7 @@ def _mean_error(
     y_pred, y, _ = check_image_pair(y_pred, y, spatial_dims, name)
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
+    span = None if data_range is None else intensity_window(y, data_range, name, dtype, mask=weights)[1]
     if data_range is not None:  # per-image statistics and clipping of a normalisation policy
         y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
     difference = y_pred.to(dtype) - y.to(dtype)
@@ -35,9 +36,8 @@ def _mean_error(
         error = weighted_mean(
             difference.abs() if power == 1 else difference.square(), weights, name, "the mask", empty_mask
         )
-    if data_range is not None:
-        span = intensity_window(y, data_range, name, dtype, mask=weights)[1].reshape(error.shape)
-        error = error / span**power
+    if span is not None:
+        error = error / span.reshape(error.shape) ** power
     return error
 
 

@@ -239,8 +239,8 @@ def _setup(
         )
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
     low, span = intensity_window(y, data_range, name, dtype, mask=weights)
+    y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
     return _Setup(y_pred, y, spatial_dims, windows, weights, low, span, _constants(options, windows))
 
 
