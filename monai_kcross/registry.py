@@ -150,6 +150,19 @@ _REGISTRY: dict[str, MetricInfo] = {
             checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-4)",
         ),
         MetricInfo(
+            "iw_ssim",
+            F.iw_ssim,
+            M.IWSSIMMetric,
+            H.IWSSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Wang & Li 2011",
+            symmetric=False,  # the information weights come from the reference
+            checked_against="piq 0.8.0 on MRI (1e-9); authors' MATLAB on goldhill (1e-9)",
+        ),
+        MetricInfo(
             "mdsi",
             F.mdsi,
             M.MDSIMetric,
@@ -281,4 +294,6 @@ def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[s
     options: dict[str, Any] = {"data_range": "reference", **overrides}
     if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
+    if get_metric_info(name).name == "iw_ssim" and "weights" not in options:
+        options["weights"] = ms_ssim_weights_for(shape, 11)  # same window, same level count
     return options

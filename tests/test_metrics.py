@@ -29,6 +29,7 @@ def test_every_registered_metric_has_its_class():
         DISTSMetric,
         FeatureDistanceMetric,
         FSIMMetric,
+        IWSSIMMetric,
         LPIPSMetric,
         MDSIMetric,
         NMIMetric,
@@ -55,6 +56,7 @@ def test_every_registered_metric_has_its_class():
         VSIMetric,
         FSIMMetric,
         VIFMetric,
+        IWSSIMMetric,
         MDSIMetric,
         NMIMetric,
         PCCMetric,
@@ -123,6 +125,6 @@ def test_create_metric_and_info():
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
-    assert names[10:16] == ["vsi", "fsim", "vif_p", "mdsi", "nmi", "pcc"]
-    assert names[16:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[10:17] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "nmi", "pcc"]
+    assert names[17:] == ["lpips", "dists", "deepiqa", "feature_distance"]
     assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"

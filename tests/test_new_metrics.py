@@ -1,14 +1,16 @@
-"""VSI, FSIM, VIFp, MDSI, NMI and PCC against independent references, in 2-D and 3-D.
+"""VSI, FSIM, VIFp, IW-SSIM, MDSI, NMI and PCC against independent references, in 2-D and 3-D.
 
-* VSI, FSIM, VIFp, MDSI: ``golden/new_metrics_golden.json``, produced once by ``golden/make_new_metrics_golden.py``
-  with piq 0.8.0 (which reproduces the authors' MATLAB values) on slices of real brain MRI (``inputs.npz``); the 3-D
-  case is the mean over the slices. Tolerances (float64): VIFp 1e-9 (piq's stability constant is 1e-8 where
-  MATLAB's is 1e-10), MDSI 1e-12, colour VSI 1e-9, grey VSI 5e-5 (piq's grey path has a 0/0 colour prior; the
-  reference is piq with that prior switched off by ``sigma_c = 1e-100``, exact up to rounding-noise pixels),
-  FSIM 2e-5 (piq takes the lower middle value as median where MATLAB averages the two).
+* VSI, FSIM, VIFp, IW-SSIM, MDSI: ``golden/new_metrics_golden.json``, produced once by
+  ``golden/make_new_metrics_golden.py`` with piq 0.8.0 (which reproduces the authors' MATLAB values) on slices of
+  real brain MRI (``inputs.npz``); the 3-D case is the mean over the slices. Tolerances (float64): VIFp 1e-9
+  (piq's stability constant is 1e-8 where MATLAB's is 1e-10), MDSI 1e-12, IW-SSIM (3 levels) 1e-9, colour VSI
+  1e-9, grey VSI 5e-5 (piq's grey path has a 0/0 colour prior; the reference is piq with that prior switched off
+  by ``sigma_c = 1e-100``, exact up to rounding-noise pixels), FSIM 2e-5 (piq takes the lower middle value as
+  median where MATLAB averages the two).
 * The authors' MATLAB values published in piq's tests, on piq's test images (not redistributable, so read
   from a piq checkout named by ``PIQ_ASSETS``): FSIM 0.89691 / 0.93674, VIFp 0.2665 / 0.3147 (1e-4, the
-  values are given to 4-5 digits), VSI 0.96405 (1e-5), MDSI 0.395910876130775 / 0.328692181289061 (1e-9).
+  values are given to 4-5 digits), VSI 0.96405 (1e-5), MDSI 0.395910876130775 / 0.328692181289061 and
+  IW-SSIM 0.886297251092821 (1e-9).
 * NMI against scikit-image's ``normalized_mutual_information`` and PCC against NumPy's ``corrcoef`` (1e-9),
   computed here.
 """
@@ -25,7 +27,7 @@ import pytest
 import torch
 from skimage.metrics import normalized_mutual_information
 
-from monai_kcross.functional import fsim, mdsi, nmi, pcc, vif_p, vsi
+from monai_kcross.functional import fsim, iw_ssim, mdsi, nmi, pcc, vif_p, vsi
 
 from .conftest import GOLDEN_DIR, perturbed_pair
 
@@ -49,6 +51,8 @@ def test_against_piq(case, piq_golden, golden_inputs):
     assert mdsi(pred, ref, data_range=1.0).item() == pytest.approx(expected["mdsi"], abs=1e-12)
     assert fsim(pred, ref, data_range=1.0).item() == pytest.approx(expected["fsim"], abs=2e-5)
     assert vsi(pred, ref, data_range=1.0).item() == pytest.approx(expected["vsi_grey"], abs=5e-5)
+    iw = iw_ssim(pred, ref, data_range=1.0, weights=(0.0448, 0.2856, 0.3001))
+    assert iw.item() == pytest.approx(expected["iw_ssim"], abs=1e-9)
 
 
 def test_color_vsi_against_piq(piq_golden, golden_inputs):
@@ -84,6 +88,7 @@ def test_authors_matlab_values_on_piq_images():
     assert vif_p(y_dist, y_ref, data_range=255).item() == pytest.approx(0.3147, abs=1e-4)
     assert vsi(rgb_dist, rgb_ref, data_range=255, color=True)[0, 0].item() == pytest.approx(0.96405, abs=1e-5)
     assert mdsi(jpeg, goldhill, data_range=255).item() == pytest.approx(0.395910876130775, abs=1e-9)
+    assert iw_ssim(jpeg, goldhill, data_range=255).item() == pytest.approx(0.886297251092821, abs=1e-9)
     assert mdsi(jpeg, goldhill, data_range=255, combination="mult").item() == pytest.approx(0.328692181289061, abs=1e-9)
 
 
@@ -115,8 +120,10 @@ def test_pcc_of_a_constant_prediction_is_zero():
     assert pcc(torch.full_like(ref, 0.3), ref).item() == 0.0
 
 
-def test_vif_and_mdsi_are_not_symmetric():
+def test_vif_mdsi_and_iw_ssim_are_not_symmetric():
     pred, ref = perturbed_pair((1, 1, 48, 48), seed=5)
+    forward, backward = iw_ssim(pred, ref, weights=(0.5, 0.5)), iw_ssim(ref, pred, weights=(0.5, 0.5))
+    assert abs(forward.item() - backward.item()) > 1e-6
     assert abs(vif_p(pred, ref, data_range=1.0).item() - vif_p(ref, pred, data_range=1.0).item()) > 1e-3
     assert abs(mdsi(pred, ref, data_range=1.0).item() - mdsi(ref, pred, data_range=1.0).item()) > 1e-6
 
@@ -136,5 +143,9 @@ def test_option_errors():
         vsi(pred, ref, color=True)
     with pytest.raises(ValueError, match="combination"):
         mdsi(pred, ref, combination="max")
+    with pytest.raises(ValueError, match="weights"):
+        iw_ssim(pred, ref, weights=(-1.0, 2.0))
+    with pytest.raises(ValueError, match="at least 161"):
+        iw_ssim(pred, ref)
     with pytest.raises(ValueError, match="bins"):
         nmi(pred, ref, bins=1)

@@ -19,6 +19,7 @@ from .intensity import (
     parse_data_range,
     to_unit_range,
 )
+from .iw_ssim import iw_ssim
 from .mdsi import mdsi
 from .mutual_information import nmi
 from .nlpd import nlpd
@@ -54,6 +55,7 @@ __all__ = [
     "haarpsi",
     "intensity_policy_name",
     "intensity_window",
+    "iw_ssim",
     "load_brisque_model",
     "load_niqe_model",
     "mae",

@@ -38,6 +38,7 @@ __all__ = [
     "FullReferenceHandler",
     "GMSDHandler",
     "HaarPSIHandler",
+    "IWSSIMHandler",
     "KCrossHandler",
     "LPIPSHandler",
     "MAEHandler",
@@ -238,6 +239,12 @@ class VIFHandler(FullReferenceHandler):
     """VIFp; keyword arguments of :class:`~monai_kcross.metrics.VIFMetric`."""
 
     metric_class = M.VIFMetric
+
+
+class IWSSIMHandler(FullReferenceHandler):
+    """IW-SSIM; keyword arguments of :class:`~monai_kcross.metrics.IWSSIMMetric`."""
+
+    metric_class = M.IWSSIMMetric
 
 
 class MDSIHandler(FullReferenceHandler):

@@ -33,6 +33,7 @@ __all__ = [
     "FeatureDistanceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
+    "IWSSIMMetric",
     "LPIPSMetric",
     "MAEMetric",
     "MDSIMetric",
@@ -396,6 +397,13 @@ class VIFMetric(_OptionsMetric):
     ``slice_axis``) as in :func:`monai_kcross.functional.vif_p`."""
 
     function = staticmethod(F.vif_p)
+
+
+class IWSSIMMetric(_OptionsMetric):
+    """Information content weighted SSIM (higher is better); options (``weights``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.iw_ssim`."""
+
+    function = staticmethod(F.iw_ssim)
 
 
 class MDSIMetric(_OptionsMetric):

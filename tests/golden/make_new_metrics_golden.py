@@ -1,17 +1,20 @@
-"""Golden values of VSI, FSIM, VIFp and MDSI from piq 0.8.0, on the slices of real brain MRI in ``inputs.npz``.
+"""Golden values of VSI, FSIM, VIFp, MDSI and IW-SSIM from piq 0.8.0, on the slices of real brain MRI in ``inputs.npz``.
 
 piq reproduces the authors' MATLAB values of these metrics (its tests: VSI 0.96405 on TID2013 I01, FSIM 0.89691,
-VIFp 0.2665 and MDSI 0.395910876130775 on goldhill). Run once in a throw-away environment (piq imports
-torchvision), from the repository root, and commit ``new_metrics_golden.json``::
+VIFp 0.2665, MDSI 0.395910876130775 and IW-SSIM 0.886297251092821 on goldhill). Run once in a throw-away
+environment (piq imports torchvision), from the repository root, and commit ``new_metrics_golden.json``::
 
     python -m venv /tmp/golden && /tmp/golden/bin/pip install torch==2.14.1 torchvision==0.29.1 piq==0.8.0
     /tmp/golden/bin/python tests/golden/make_new_metrics_golden.py
 
 Conventions: inputs in ``[0, 1]`` scored with ``data_range=1``; 2-D cases as they are; the 3-D case
 (``volume``) is the mean over its slices along the last axis (the package scores volumes slice-wise); the
-``rgb`` case stacks three consecutive slices as R, G, B for VSI's colour form. Grey VSI: piq replicates grey
+``rgb`` case stacks three consecutive slices as R, G, B for VSI's colour form. IW-SSIM uses the first three
+MS-SSIM weights (the 78x96 slices hold 3 pyramid levels). Grey VSI: piq replicates grey
 into RGB, where the SDSP colour prior is 0/0; ``vsi_grey`` is piq with ``sigma_c = 1e-100``, which makes that
 prior 1 wherever the rounding noise of a*, b* is not exactly at its minimum (the package's grey form).
+piq's MDSI "mult" combination treats its (modulus, angle) pairs as (real, imaginary) where the gradient term is
+negative, so only "sum" is taken from piq ("mult" is checked against the authors' MATLAB value instead).
 piq's FSIM takes the lower middle value as median (``torch.median``) where MATLAB averages the two middle
 values; ``fsim`` is therefore compared at a looser tolerance.
 """
@@ -46,14 +49,15 @@ def main() -> None:
         arrays = {k: data[k].astype(np.float64) for k in data.files}
     golden: dict[str, dict[str, float]] = {}
     for case in CASES:
-        scores: dict[str, list[float]] = {k: [] for k in ("vsi_grey", "fsim", "vif_p", "mdsi", "mdsi_mult")}
+        scores: dict[str, list[float]] = {k: [] for k in ("vsi_grey", "fsim", "vif_p", "mdsi", "iw_ssim")}
         for p, r in slices(arrays[f"{case}_pred"], arrays[f"{case}_ref"]):
             x, y = batch(p), batch(r)
             scores["vsi_grey"].append(piq.vsi(x, y, data_range=1.0, sigma_c=1e-100).item())
             scores["fsim"].append(piq.fsim(x, y, data_range=1.0, chromatic=False).item())
             scores["vif_p"].append(piq.vif_p(x, y, data_range=1.0).item())
             scores["mdsi"].append(piq.mdsi(x, y, data_range=1.0).item())
-            scores["mdsi_mult"].append(piq.mdsi(x, y, data_range=1.0, combination="mult").item())
+            weights = torch.tensor([0.0448, 0.2856, 0.3001], dtype=torch.float64)
+            scores["iw_ssim"].append(piq.information_weighted_ssim(x, y, data_range=1.0, scale_weights=weights).item())
         golden[case] = {k: float(np.mean(v)) for k, v in scores.items()}
     pred_rgb = np.moveaxis(arrays["volume_pred"][..., :3], -1, 0)[None]
     ref_rgb = np.moveaxis(arrays["volume_ref"][..., :3], -1, 0)[None]
