@@ -176,6 +176,18 @@ _REGISTRY: dict[str, MetricInfo] = {
             checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-5)",
         ),
         MetricInfo(
+            "cw_ssim",
+            F.cw_ssim,
+            M.CWSSIMMetric,
+            H.CWSSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Sampat et al. 2009",
+            checked_against="pyrtools' steerable pyramid (port of buildSCFpyr) with cwssim_index.m pooling (1e-9)",
+        ),
+        MetricInfo(
             "nmi",
             F.nmi,
             M.NMIMetric,

@@ -67,6 +67,8 @@ def metric_options(info, small: bool = True) -> dict:
         options.update({"weights": (0.5, 0.5), "win_size": 7})
     if info.name == "iw_ssim" and small:
         options["weights"] = (0.5, 0.5)
+    if info.name == "cw_ssim" and small:
+        options["levels"] = 3  # 4 levels need 64 pixels per side
     if info.name == "vif_p" and small:
         options["scales"] = 3  # 4 scales need 41 pixels per side
     return options

@@ -25,6 +25,7 @@ from .conftest import perturbed_pair
 
 def test_every_registered_metric_has_its_class():
     from monai_kcross.metrics import (
+        CWSSIMMetric,
         DeepIQAMetric,
         DISTSMetric,
         FeatureDistanceMetric,
@@ -58,6 +59,7 @@ def test_every_registered_metric_has_its_class():
         VIFMetric,
         IWSSIMMetric,
         MDSIMetric,
+        CWSSIMMetric,
         NMIMetric,
         PCCMetric,
     }
@@ -125,6 +127,6 @@ def test_create_metric_and_info():
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
-    assert names[10:17] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "nmi", "pcc"]
-    assert names[17:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[10:18] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim", "nmi", "pcc"]
+    assert names[18:] == ["lpips", "dists", "deepiqa", "feature_distance"]
     assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"

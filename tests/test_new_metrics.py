@@ -1,4 +1,4 @@
-"""VSI, FSIM, VIFp, IW-SSIM, MDSI, NMI and PCC against independent references, in 2-D and 3-D.
+"""VSI, FSIM, VIFp, IW-SSIM, MDSI, CW-SSIM, NMI and PCC against independent references, in 2-D and 3-D.
 
 * VSI, FSIM, VIFp, IW-SSIM, MDSI: ``golden/new_metrics_golden.json``, produced once by
   ``golden/make_new_metrics_golden.py`` with piq 0.8.0 (which reproduces the authors' MATLAB values) on slices of
@@ -11,6 +11,8 @@
   from a piq checkout named by ``PIQ_ASSETS``): FSIM 0.89691 / 0.93674, VIFp 0.2665 / 0.3147 (1e-4, the
   values are given to 4-5 digits), VSI 0.96405 (1e-5), MDSI 0.395910876130775 / 0.328692181289061 and
   IW-SSIM 0.886297251092821 (1e-9).
+* CW-SSIM against the same JSON's ``cw_ssim``: the bands of pyrtools' ``SteerablePyramidFreq`` (the Python port
+  of matlabPyrTools' ``buildSCFpyr``) pooled as the authors' ``cwssim_index.m`` does, even-sized cases (1e-9).
 * NMI against scikit-image's ``normalized_mutual_information`` and PCC against NumPy's ``corrcoef`` (1e-9),
   computed here.
 """
@@ -27,7 +29,7 @@ import pytest
 import torch
 from skimage.metrics import normalized_mutual_information
 
-from monai_kcross.functional import fsim, iw_ssim, mdsi, nmi, pcc, vif_p, vsi
+from monai_kcross.functional import cw_ssim, fsim, iw_ssim, mdsi, nmi, pcc, vif_p, vsi
 
 from .conftest import GOLDEN_DIR, perturbed_pair
 
@@ -51,6 +53,8 @@ def test_against_piq(case, piq_golden, golden_inputs):
     assert mdsi(pred, ref, data_range=1.0).item() == pytest.approx(expected["mdsi"], abs=1e-12)
     assert fsim(pred, ref, data_range=1.0).item() == pytest.approx(expected["fsim"], abs=2e-5)
     assert vsi(pred, ref, data_range=1.0).item() == pytest.approx(expected["vsi_grey"], abs=5e-5)
+    if "cw_ssim" in expected:
+        assert cw_ssim(pred, ref, data_range=1.0).item() == pytest.approx(expected["cw_ssim"], abs=1e-9)
     iw = iw_ssim(pred, ref, data_range=1.0, weights=(0.0448, 0.2856, 0.3001))
     assert iw.item() == pytest.approx(expected["iw_ssim"], abs=1e-9)
 
@@ -147,5 +151,9 @@ def test_option_errors():
         iw_ssim(pred, ref, weights=(-1.0, 2.0))
     with pytest.raises(ValueError, match="at least 161"):
         iw_ssim(pred, ref)
+    with pytest.raises(ValueError, match="at least 64"):
+        cw_ssim(pred, ref)
+    with pytest.raises(ValueError, match="orientations"):
+        cw_ssim(pred, ref, levels=2, orientations=0)
     with pytest.raises(ValueError, match="bins"):
         nmi(pred, ref, bins=1)

@@ -8,6 +8,7 @@ for masks. The no-reference scores :func:`niqe` and :func:`brisque` take ``y_pre
 """
 
 from .correlation import pcc
+from .cw_ssim import cw_ssim
 from .fsim import fsim
 from .gmsd import MS_GMSD_WEIGHTS, gmsd, ms_gmsd
 from .haarpsi import haarpsi
@@ -48,6 +49,7 @@ __all__ = [
     "IntensityPolicy",
     "brisque",
     "brisque_features",
+    "cw_ssim",
     "fit_brisque_model",
     "fit_niqe_model",
     "fsim",

@@ -1,6 +1,7 @@
 """ignite handlers (MONAI ``IgniteMetricHandler``) for every metric of the package."""
 
 from .metric_handlers import (
+    CWSSIMHandler,
     DeepIQAHandler,
     DISTSHandler,
     FeatureDistanceHandler,
@@ -30,6 +31,7 @@ from .set_level import SetLevelHandler
 
 __all__ = [
     "BRISQUEHandler",
+    "CWSSIMHandler",
     "DISTSHandler",
     "DeepIQAHandler",
     "FSIMHandler",

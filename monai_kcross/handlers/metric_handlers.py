@@ -31,6 +31,7 @@ from ..metrics.base import FullReferenceMetric
 from ..metrics.kcross import KCrossMetric
 
 __all__ = [
+    "CWSSIMHandler",
     "DISTSHandler",
     "DeepIQAHandler",
     "FSIMHandler",
@@ -245,6 +246,12 @@ class IWSSIMHandler(FullReferenceHandler):
     """IW-SSIM; keyword arguments of :class:`~monai_kcross.metrics.IWSSIMMetric`."""
 
     metric_class = M.IWSSIMMetric
+
+
+class CWSSIMHandler(FullReferenceHandler):
+    """CW-SSIM; keyword arguments of :class:`~monai_kcross.metrics.CWSSIMMetric`."""
+
+    metric_class = M.CWSSIMMetric
 
 
 class MDSIHandler(FullReferenceHandler):

@@ -2,6 +2,7 @@
 
 from .base import FullReferenceMetric
 from .full_reference import (
+    CWSSIMMetric,
     DeepIQAMetric,
     DISTSMetric,
     FeatureDistanceMetric,
@@ -39,6 +40,7 @@ from .set_level import (
 
 __all__ = [
     "BRISQUEMetric",
+    "CWSSIMMetric",
     "DISTSMetric",
     "DeepIQAMetric",
     "DiversityMetric",

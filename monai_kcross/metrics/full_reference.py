@@ -27,6 +27,7 @@ from ..perceptual.feature_distance import feature_distance
 from .base import FullReferenceMetric
 
 __all__ = [
+    "CWSSIMMetric",
     "DISTSMetric",
     "DeepIQAMetric",
     "FSIMMetric",
@@ -404,6 +405,13 @@ class IWSSIMMetric(_OptionsMetric):
     :func:`monai_kcross.functional.iw_ssim`."""
 
     function = staticmethod(F.iw_ssim)
+
+
+class CWSSIMMetric(_OptionsMetric):
+    """Complex wavelet SSIM (higher is better); options (``levels``, ``orientations``, ``k``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.cw_ssim`."""
+
+    function = staticmethod(F.cw_ssim)
 
 
 class MDSIMetric(_OptionsMetric):

@@ -15,6 +15,11 @@ into RGB, where the SDSP colour prior is 0/0; ``vsi_grey`` is piq with ``sigma_c
 prior 1 wherever the rounding noise of a*, b* is not exactly at its minimum (the package's grey form).
 piq's MDSI "mult" combination treats its (modulus, angle) pairs as (real, imaginary) where the gradient term is
 negative, so only "sum" is taken from piq ("mult" is checked against the authors' MATLAB value instead).
+CW-SSIM: piq has none; ``cw_ssim`` is computed from the bands of pyrtools' ``SteerablePyramidFreq`` (the Python
+port of matlabPyrTools' ``buildSCFpyr``; run ``pip install pyrtools`` too) with the pooling of the authors'
+``cwssim_index.m`` (7x7 box, Gaussian weights of sigma = band height / 4, mean over orientations; 4 levels,
+8 orientations, K = 0), even-sized cases only: for odd sizes pyrtools centres its frequency grid half a sample
+away from the MATLAB code.
 piq's FSIM takes the lower middle value as median (``torch.median``) where MATLAB averages the two middle
 values; ``fsim`` is therefore compared at a looser tolerance.
 """
@@ -38,6 +43,28 @@ def slices(pred: np.ndarray, ref: np.ndarray):
             yield pred[..., k], ref[..., k]
 
 
+def cw_ssim_reference(pred: np.ndarray, ref: np.ndarray, levels: int = 4, orientations: int = 8) -> float:
+    """CW-SSIM of two grey images on [0, 1] from pyrtools' complex steerable pyramid (``cwssim_index.m`` pooling)."""
+    import pyrtools
+    from scipy.signal import correlate2d
+
+    pyr_x = pyrtools.pyramids.SteerablePyramidFreq(255 * pred, levels, orientations - 1, is_complex=True)
+    pyr_y = pyrtools.pyramids.SteerablePyramidFreq(255 * ref, levels, orientations - 1, is_complex=True)
+    box = np.ones((7, 7)) / 49
+    scores = []
+    for band in range(orientations):
+        bx, by = pyr_x.pyr_coeffs[(levels - 1, band)], pyr_y.pyr_coeffs[(levels - 1, band)]
+        corr = correlate2d(bx * np.conj(by), box, mode="valid")
+        energy = correlate2d(np.abs(bx) ** 2 + np.abs(by) ** 2, box, mode="valid")
+        similarity = 2 * np.abs(corr) / energy
+        sigma = bx.shape[0] / 4
+        gy = np.exp(-0.5 * ((np.arange(corr.shape[0]) - (corr.shape[0] - 1) / 2) / sigma) ** 2)
+        gx = np.exp(-0.5 * ((np.arange(corr.shape[1]) - (corr.shape[1] - 1) / 2) / sigma) ** 2)
+        weights = np.outer(gy, gx)
+        scores.append((similarity * weights).sum() / weights.sum())
+    return float(np.mean(scores))
+
+
 def main() -> None:
     import piq
     import torch
@@ -58,6 +85,8 @@ def main() -> None:
             scores["mdsi"].append(piq.mdsi(x, y, data_range=1.0).item())
             weights = torch.tensor([0.0448, 0.2856, 0.3001], dtype=torch.float64)
             scores["iw_ssim"].append(piq.information_weighted_ssim(x, y, data_range=1.0, scale_weights=weights).item())
+            if p.shape[0] % 2 == 0 and p.shape[1] % 2 == 0:
+                scores.setdefault("cw_ssim", []).append(cw_ssim_reference(p, r))
         golden[case] = {k: float(np.mean(v)) for k, v in scores.items()}
     pred_rgb = np.moveaxis(arrays["volume_pred"][..., :3], -1, 0)[None]
     ref_rgb = np.moveaxis(arrays["volume_ref"][..., :3], -1, 0)[None]
