@@ -4,9 +4,9 @@
   ``golden/make_new_metrics_golden.py`` with piq 0.8.0 (which reproduces the authors' MATLAB values) on slices of
   real brain MRI (``inputs.npz``); the 3-D case is the mean over the slices. Tolerances (float64): VIFp 1e-9
   (piq's stability constant is 1e-8 where MATLAB's is 1e-10), MDSI 1e-12, IW-SSIM (3 levels) 1e-9, colour VSI
-  1e-9, grey VSI 5e-5 (piq's grey path has a 0/0 colour prior; the reference is piq with that prior switched off
-  by ``sigma_c = 1e-100``, exact up to rounding-noise pixels), FSIM 2e-5 (piq takes the lower middle value as
-  median where MATLAB averages the two).
+  1e-9, grey VSI 5e-5 (the grey form drops SDSP's colour prior, an artefact for grey input; the reference is
+  piq with ``sigma_c = 1e-100``, which makes that prior 1 except at the pixels where it is exactly 0), FSIM
+  2e-5 (piq takes the lower middle value as median where MATLAB averages the two).
 * The authors' MATLAB values published in piq's tests, on piq's test images (not redistributable, so read
   from a piq checkout named by ``PIQ_ASSETS``): FSIM 0.89691 / 0.93674, VIFp 0.2665 / 0.3147 (1e-4, the
   values are given to 4-5 digits), VSI 0.96405 (1e-5), MDSI 0.395910876130775 / 0.328692181289061 and

@@ -27,7 +27,7 @@ import torch
 
 from .filtering import gaussian_kernel1d, shift_filter_axis
 from .intensity import DataRange
-from .masking import crop_weights, pool_weights
+from .masking import crop_weights, nan_where_empty, pool_weights
 from .planar import planar_metric
 
 __all__ = ["cw_ssim"]
@@ -132,7 +132,8 @@ def _cw_ssim_core(
         for _ in range(levels - 1):
             weights = pool_weights(weights)
         gauss = gauss * crop_weights(weights, (_WINDOW, _WINDOW))
-    pooled = (similarity * gauss.unsqueeze(2)).sum(dim=(-2, -1)) / gauss.sum(dim=(-2, -1)).unsqueeze(-1)
+    total = gauss.sum(dim=(-2, -1))  # zero where no mask weight reaches the band's 'valid' grid: NaN
+    pooled = (similarity * gauss.unsqueeze(2)).sum(dim=(-2, -1)) / total.unsqueeze(-1)
     return pooled.mean(dim=-1)
 
 
@@ -176,11 +177,7 @@ def cw_ssim(
     def core(x: torch.Tensor, y_: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         if weights is not None:
             weights = weights.expand(x.shape[0], weights.shape[1], *x.shape[-2:])
-        score = _cw_ssim_core(x, y_, weights, levels, orientations, k)
-        if weights is not None:
-            region = weights.sum(dim=(-2, -1)).expand_as(score)
-            score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
-        return score
+        return nan_where_empty(_cw_ssim_core(x, y_, weights, levels, orientations, k), weights)
 
     min_size = max(2 ** (levels + 2), _WINDOW * 2 ** (levels - 1))
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "cw_ssim", min_size)

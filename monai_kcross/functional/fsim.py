@@ -26,6 +26,7 @@ import torch
 
 from .feature_maps import auto_downsample, downsample_factor, frequency_grid, gradient_magnitude, similarity_map
 from .intensity import DataRange
+from .masking import nan_where_empty
 from .planar import planar_metric
 
 __all__ = ["fsim", "phase_congruency"]
@@ -112,10 +113,7 @@ def _fsim_core(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -
         pc_max = pc_max * auto_downsample(weights, factor)
     total = pc_max.sum(dim=(-2, -1))
     score = (similarity * pc_max).sum(dim=(-2, -1)) / total
-    if weights is not None:  # slices without mask voxels score NaN (skipped by the slice average)
-        region = weights.sum(dim=(-2, -1)).expand_as(score)
-        score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
-    return score
+    return nan_where_empty(score, weights)
 
 
 def fsim(

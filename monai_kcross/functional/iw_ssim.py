@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .filtering import gaussian_kernel1d, shift_filter_axis
 from .intensity import DataRange
-from .masking import crop_weights, pool_weights
+from .masking import crop_weights, nan_where_empty, pool_weights
 from .planar import planar_metric
 from .ssim import MS_SSIM_WEIGHTS
 
@@ -111,7 +111,11 @@ def _information_weights(x: torch.Tensor, y: torch.Tensor, parent: torch.Tensor 
     positive = eigenvalues.clamp_min(0)
     total, kept = eigenvalues.sum(-1, keepdim=True), positive.sum(-1, keepdim=True)
     scaled = positive * total / (kept + (kept == 0).to(kept.dtype))
-    inverse = torch.linalg.inv(eigenvectors @ torch.diag_embed(scaled) @ eigenvectors.transpose(-2, -1))
+    # inverse of V diag(scaled) V^T; a band without any content (all-zero background) has no inverse, and its
+    # pseudo-inverse (1 / 0 -> 0) gives it zero information instead of failing
+    tiny = torch.finfo(scaled.dtype).tiny
+    reciprocal = torch.where(scaled > 0, 1.0 / scaled.clamp_min(tiny), torch.zeros_like(scaled))
+    inverse = eigenvectors @ torch.diag_embed(reciprocal) @ eigenvectors.transpose(-2, -1)
     s = ((vectors @ inverse) * vectors).sum(-1).view(n, c, rows, cols) / k
     terms = (var_v + (1 + gain.square()) * _SIGMA_N_SQ)[..., None] * s[..., None] * scaled[:, :, None, None, :]
     weights = torch.log2(1 + (terms + _SIGMA_N_SQ * var_v[..., None]) / _SIGMA_N_SQ**2).sum(-1)
@@ -146,10 +150,16 @@ def _iw_ssim_core(
             crop = (11 - _BLOCK) // 2
             info = _information_weights(band_x, band_y, parent)[..., crop:-crop, crop:-crop]
             values = cs
+        mask_level = mask
         if mask is not None:
             info = info * crop_weights(mask, (11, 11))
             mask = pool_weights(mask)
-        pooled.append((values * info).sum(dim=(-2, -1)) / info.sum(dim=(-2, -1)))
+        total = info.sum(dim=(-2, -1))
+        # no information (a flat slice) means nothing to lose; no mask weight on this level's grid: NaN
+        level_score = torch.where(total > 0, (values * info).sum(dim=(-2, -1)) / total.clamp_min(1e-300), 1.0)
+        if mask is not None:
+            level_score = torch.where(crop_weights(mask_level, (11, 11)).sum(dim=(-2, -1)) > 0, level_score, torch.nan)
+        pooled.append(level_score)
         band_x, band_y = next_x, next_y
     score = torch.stack(pooled).abs().pow(scale_weights.to(x.dtype).view(-1, 1, 1)).prod(0)
     return score
@@ -189,11 +199,7 @@ def iw_ssim(
     def core(x: torch.Tensor, y_: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         if w is not None:
             w = w.expand(x.shape[0], w.shape[1], *x.shape[-2:])
-        score = _iw_ssim_core(x, y_, w, scale_weights)
-        if w is not None:
-            region = w.sum(dim=(-2, -1)).expand_as(score)
-            score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
-        return score
+        return nan_where_empty(_iw_ssim_core(x, y_, w, scale_weights), w)
 
     min_size = 10 * 2 ** (scale_weights.numel() - 1) + 1
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "iw_ssim", min_size)

@@ -46,6 +46,7 @@ def _vif_core(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, sc
     dist, ref = 255.0 * x, 255.0 * y
     numerator = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
     denominator = torch.zeros_like(numerator)
+    weight_total = torch.zeros_like(numerator)
     for scale in range(1, scales + 1):
         size = 2 ** (5 - scale) + 1
         taps = gaussian_kernel1d(size, size / 5).tolist()
@@ -75,12 +76,12 @@ def _vif_core(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, sc
         if weights is not None:
             w = crop_weights(weights, (size, size))
             num_map, den_map = num_map * w, den_map * w
+            weight_total = weight_total + w.sum(dim=(-2, -1))
         numerator = numerator + num_map.sum(dim=(-2, -1))
         denominator = denominator + den_map.sum(dim=(-2, -1))
     score = torch.where(denominator > 0, numerator / denominator.clamp_min(torch.finfo(x.dtype).tiny), 1.0)
-    if weights is not None:
-        region = weights.sum(dim=(-2, -1)).expand_as(score)
-        score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
+    if weights is not None:  # no mask weight on any scale's 'valid' grid: nothing to score (NaN)
+        score = torch.where(weight_total > 0, score, torch.nan)
     return score
 
 

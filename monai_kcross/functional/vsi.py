@@ -16,10 +16,11 @@ Follows the authors' MATLAB code (``VSI.m`` with its SDSP saliency) and piq 0.8.
   weights ``max(VS_x, VS_y)``.
 
 **Grey images** (how this package scores every channel): the original code accepts RGB only; piq copies the
-grey channel into R, G and B. For such an image a* and b* are constant, so the colour prior is 0 / 0
-(numerically it amplifies rounding noise). The grey form used here is VSI of the replicated RGB image with
-the colour prior set to 1 (no colour preference): saliency = frequency prior on L* times location prior;
-the opponent channels of a grey image are ``L = 0.96 g``, ``M = -0.01 g``, ``N = -0.09 g``.
+grey channel into R, G and B. For such an image a* and b* are not 0 but fixed functions of the grey level
+(the sRGB matrix is not neutral under the D50 white), so the "warm colour" prior becomes an intensity prior
+that is an artefact of the colour conversion. The grey form used here is VSI of the replicated RGB image
+with the colour prior set to 1 (no colour preference): saliency = frequency prior on L*a*b* times location
+prior; the opponent channels of a grey image are ``L = 0.96 g``, ``M = -0.01 g``, ``N = -0.09 g``.
 ``color=True`` scores 3-channel input as one RGB image with the full colour pipeline (the authors' VSI);
 it then returns one value per image, repeated over the three channels.
 """
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 
 from .feature_maps import downsample_factor, frequency_grid, gradient_magnitude, similarity_map
 from .intensity import DataRange
+from .masking import nan_where_empty
 from .planar import planar_metric
 
 __all__ = ["sdsp", "vsi"]
@@ -42,12 +44,16 @@ _WHITE_D50 = (0.9642119944211994, 1.0, 0.8251882845188288)
 
 
 def _mix(rgb: torch.Tensor, matrix: tuple) -> torch.Tensor:
-    """Apply a 3x3 colour matrix to ``(N, 3, H, W)``."""
-    return torch.einsum("ij,njhw->nihw", torch.tensor(matrix, dtype=rgb.dtype, device=rgb.device), rgb)
+    """Apply a 3x3 colour matrix to ``(N, 3, H, W)``, or to grey ``(N, 1, H, W)`` read as R = G = B."""
+    weights = torch.tensor(matrix, dtype=rgb.dtype, device=rgb.device)
+    if rgb.shape[1] == 1:  # R = G = B: each output is the grey value times its row sum
+        return rgb * weights.sum(dim=1).view(1, 3, 1, 1)
+    return torch.einsum("ij,njhw->nihw", weights, rgb)
 
 
 def _rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB on 0-255 to CIE L*a*b* with the D50 reference white of the authors' SDSP code."""
+    """sRGB on 0-255 (``(N, 3, H, W)``, or grey ``(N, 1, H, W)`` as R = G = B) to CIE L*a*b* with the D50
+    reference white of the authors' SDSP code."""
     unit = rgb / 255.0
     linear = torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
     xyz = _mix(linear, _RGB_TO_XYZ) / torch.tensor(_WHITE_D50, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
@@ -74,7 +80,9 @@ def _minmax(x: torch.Tensor) -> torch.Tensor:
 
 
 def sdsp(rgb: torch.Tensor, color_prior: bool = True) -> torch.Tensor:
-    """SDSP saliency of RGB images ``(N, 3, H, W)`` on 0-255; returns ``(N, 1, H, W)`` maps in ``[0, 1]``.
+    """SDSP saliency of RGB images ``(N, 3, H, W)`` (or grey ``(N, 1, H, W)`` as R = G = B) on 0-255.
+
+    Returns ``(N, 1, H, W)`` maps in ``[0, 1]``.
 
     ``color_prior=False`` drops the warm-colour prior (the grey form, see the module docstring).
     """
@@ -100,7 +108,8 @@ def sdsp(rgb: torch.Tensor, color_prior: bool = True) -> torch.Tensor:
 
 
 def _vsi_rgb(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, color_prior: bool) -> torch.Tensor:
-    """VSI of RGB images ``(N, 3, H, W)`` on 0-255 with optional weights ``(N, 1, H, W)``; returns ``(N,)``."""
+    """VSI of RGB images ``(N, 3, H, W)`` (or grey ``(N, 1, H, W)`` as R = G = B) on 0-255 with optional weights
+    ``(N, 1, H, W)``; returns ``(N,)``."""
     factor = downsample_factor(*x.shape[-2:])
     vs_x = _downsample(sdsp(x, color_prior), factor)
     vs_y = _downsample(sdsp(y, color_prior), factor)
@@ -116,13 +125,6 @@ def _vsi_rgb(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, col
         vs_max = vs_max * _downsample(weights, factor)
     eps = torch.finfo(x.dtype).eps
     return (((similarity * vs_max).sum(dim=(-3, -2, -1)) + eps) / (vs_max.sum(dim=(-3, -2, -1)) + eps)).to(x.dtype)
-
-
-def _nan_outside(score: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    if weights is None:
-        return score
-    region = weights.sum(dim=(-2, -1)).expand_as(score)
-    return torch.where(region > 0, score, torch.full_like(score, float("nan")))
 
 
 def vsi(
@@ -163,11 +165,11 @@ def vsi(
             if weights is not None and weights.shape[1] != 1:
                 raise ValueError("vsi: with color=True the mask must have one channel (it applies to all three).")
             score = _vsi_rgb(255.0 * x, 255.0 * y_, weights, True)[:, None].expand(n, c)
-            return _nan_outside(score, weights)
-        grey_x = (255.0 * x).reshape(n * c, 1, h, w).expand(-1, 3, -1, -1)
-        grey_y = (255.0 * y_).reshape(n * c, 1, h, w).expand(-1, 3, -1, -1)
+            return nan_where_empty(score, weights)
+        grey_x = (255.0 * x).reshape(n * c, 1, h, w)
+        grey_y = (255.0 * y_).reshape(n * c, 1, h, w)
         w_grey = None if weights is None else weights.expand(n, c, h, w).reshape(n * c, 1, h, w)
         score = _vsi_rgb(grey_x, grey_y, w_grey, False).view(n, c)
-        return _nan_outside(score, weights)
+        return nan_where_empty(score, weights)
 
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "vsi", 8)

@@ -11,8 +11,9 @@ Conventions: inputs in ``[0, 1]`` scored with ``data_range=1``; 2-D cases as the
 (``volume``) is the mean over its slices along the last axis (the package scores volumes slice-wise); the
 ``rgb`` case stacks three consecutive slices as R, G, B for VSI's colour form. IW-SSIM uses the first three
 MS-SSIM weights (the 78x96 slices hold 3 pyramid levels). Grey VSI: piq replicates grey
-into RGB, where the SDSP colour prior is 0/0; ``vsi_grey`` is piq with ``sigma_c = 1e-100``, which makes that
-prior 1 wherever the rounding noise of a*, b* is not exactly at its minimum (the package's grey form).
+into RGB, where the SDSP colour prior becomes an artefact of the colour conversion; ``vsi_grey`` is piq with
+``sigma_c = 1e-100``, which makes that prior 1 except where a*, b* both sit at their minimum (the package's
+grey form drops it).
 piq's MDSI "mult" combination treats its (modulus, angle) pairs as (real, imaginary) where the gradient term is
 negative, so only "sum" is taken from piq ("mult" is checked against the authors' MATLAB value instead).
 CW-SSIM: piq has none; ``cw_ssim`` is computed from the bands of pyrtools' ``SteerablePyramidFreq`` (the Python
