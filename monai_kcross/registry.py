@@ -59,6 +59,7 @@ class MetricInfo:
         reference: the defining publication.
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
+        checked_against: the independent reference the implementation is tested against, and the tolerance.
     """
 
     name: str
@@ -72,6 +73,7 @@ class MetricInfo:
     reference: str
     needs_weights: str = ""
     symmetric: bool = True
+    checked_against: str = ""
 
     @property
     def direction(self) -> str:
@@ -125,6 +127,106 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Reisenhofer et al. 2018",
+        ),
+        MetricInfo(
+            "vsi",
+            F.vsi,
+            M.VSIMetric,
+            H.VSIHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Zhang, Shen & Li 2014 (grey form)",
+            checked_against="piq 0.8.0 (RGB, 1e-6; grey form: piq with the colour prior off, 1e-6); "
+            "authors' MATLAB on TID2013 I01 (1e-4)",
+        ),
+        MetricInfo(
+            "fsim",
+            F.fsim,
+            M.FSIMMetric,
+            H.FSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Zhang et al. 2011 (grey FSIM)",
+            checked_against="piq 0.8.0 (1e-4, median convention); authors' MATLAB on goldhill (1e-4)",
+        ),
+        MetricInfo(
+            "vif_p",
+            F.vif_p,
+            M.VIFMetric,
+            H.VIFHandler,
+            True,
+            (0.0, _INF),
+            1.0,
+            "slice-wise",
+            "Sheikh & Bovik 2006 (pixel domain)",
+            symmetric=False,
+            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-4)",
+        ),
+        MetricInfo(
+            "iw_ssim",
+            F.iw_ssim,
+            M.IWSSIMMetric,
+            H.IWSSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Wang & Li 2011",
+            symmetric=False,  # the information weights come from the reference
+            checked_against="piq 0.8.0 on MRI (1e-9); authors' MATLAB on goldhill (1e-9)",
+        ),
+        MetricInfo(
+            "mdsi",
+            F.mdsi,
+            M.MDSIMetric,
+            H.MDSIHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            "slice-wise",
+            "Nafchi et al. 2016",
+            symmetric=False,  # the fused-image terms treat prediction and reference differently
+            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-5)",
+        ),
+        MetricInfo(
+            "cw_ssim",
+            F.cw_ssim,
+            M.CWSSIMMetric,
+            H.CWSSIMHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "Sampat et al. 2009",
+            checked_against="pyrtools' steerable pyramid (port of buildSCFpyr) with cwssim_index.m pooling (1e-9)",
+        ),
+        MetricInfo(
+            "nmi",
+            F.nmi,
+            M.NMIMetric,
+            H.NMIHandler,
+            True,
+            (1.0, 2.0),
+            2.0,
+            "native",
+            "Studholme et al. 1999",
+            checked_against="scikit-image normalized_mutual_information (1e-9)",
+        ),
+        MetricInfo(
+            "pcc",
+            F.pcc,
+            M.PCCMetric,
+            H.PCCHandler,
+            True,
+            (-1.0, 1.0),
+            1.0,
+            "native",
+            "Pearson correlation (NCC)",
+            checked_against="numpy corrcoef, scipy pearsonr (1e-9)",
         ),
         MetricInfo(
             "lpips",
@@ -303,9 +405,12 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
     )
 }
 
+_ALIASES = {"ncc": "pcc", "vif": "vif_p", "vifp": "vif_p"}
+
 
 def _key(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+    key = name.strip().lower().replace("-", "_")
+    return _ALIASES.get(key, key)
 
 
 def list_metrics() -> list[MetricInfo]:
@@ -314,7 +419,8 @@ def list_metrics() -> list[MetricInfo]:
 
 
 def get_metric_info(name: str) -> MetricInfo:
-    """Look a metric up by name (case-insensitive; ``ms-ssim`` and ``ms_ssim`` are the same)."""
+    """Look a metric up by name (case-insensitive; ``ms-ssim`` and ``ms_ssim`` are the same; ``ncc`` is ``pcc``,
+    ``vif`` is ``vif_p``)."""
     try:
         return _REGISTRY[_key(name)]
     except KeyError:
@@ -370,4 +476,6 @@ def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[s
     options: dict[str, Any] = {"data_range": "reference", **overrides}
     if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
+    if get_metric_info(name).name == "iw_ssim" and "weights" not in options:
+        options["weights"] = ms_ssim_weights_for(shape, 11)  # same window, same level count
     return options

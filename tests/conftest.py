@@ -60,9 +60,15 @@ RANDOM_WEIGHTS = {
 
 
 def metric_options(info, small: bool = True) -> dict:
-    """Options that let every registered metric run here: two MS-SSIM scales for small images, and
+    """Options that let every registered metric run here: two MS-SSIM (three VIFp) scales for small images, and
     deterministic random weights for the deep metrics whose ImageNet weights are not available in CI."""
     options = dict(RANDOM_WEIGHTS.get(info.name, {}))
     if info.name == "ms_ssim" and small:
         options.update({"weights": (0.5, 0.5), "win_size": 7})
+    if info.name == "iw_ssim" and small:
+        options["weights"] = (0.5, 0.5)
+    if info.name == "cw_ssim" and small:
+        options["levels"] = 3  # 4 levels need 64 pixels per side
+    if info.name == "vif_p" and small:
+        options["scales"] = 3  # 4 scales need 41 pixels per side
     return options

@@ -24,7 +24,20 @@ from .conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
-    from monai_kcross.metrics import DeepIQAMetric, DISTSMetric, FeatureDistanceMetric, LPIPSMetric
+    from monai_kcross.metrics import (
+        CWSSIMMetric,
+        DeepIQAMetric,
+        DISTSMetric,
+        FeatureDistanceMetric,
+        FSIMMetric,
+        IWSSIMMetric,
+        LPIPSMetric,
+        MDSIMetric,
+        NMIMetric,
+        PCCMetric,
+        VIFMetric,
+        VSIMetric,
+    )
 
     classes = {
         LPIPSMetric,
@@ -41,6 +54,14 @@ def test_every_registered_metric_has_its_class():
         MultiScaleGMSDMetric,
         NLPDMetric,
         HaarPSIMetric,
+        VSIMetric,
+        FSIMMetric,
+        VIFMetric,
+        IWSSIMMetric,
+        MDSIMetric,
+        CWSSIMMetric,
+        NMIMetric,
+        PCCMetric,
     }
     assert {info.metric_class for info in monai_kcross.list_metrics()} == classes
 
@@ -106,4 +127,6 @@ def test_create_metric_and_info():
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
-    assert names[10:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[10:18] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim", "nmi", "pcc"]
+    assert names[18:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"

@@ -2,10 +2,11 @@
 
 All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)`` or ``(B, C, H, W, D)`` and return a
 ``(B, C)`` tensor (one value per image and channel). See :mod:`monai_kcross.functional.intensity` for the
-``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
-:func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`), as do the MR
-artefact scores of :mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian,
-mean line correlation, average edge strength, total variation).
+``data_range`` policy (fixed windows and normalisation policies) and :mod:`monai_kcross.functional.masking`
+for masks. The no-reference scores :func:`niqe` and :func:`brisque` take ``y_pred`` only
+(:mod:`monai_kcross.functional.no_reference`), as do the MR artefact scores of
+:mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian, mean line correlation,
+average edge strength, total variation).
 """
 
 from .artefacts import (
@@ -16,9 +17,22 @@ from .artefacts import (
     mean_line_correlation,
     total_variation,
 )
+from .correlation import pcc
+from .cw_ssim import cw_ssim
+from .fsim import fsim
 from .gmsd import MS_GMSD_WEIGHTS, gmsd, ms_gmsd
 from .haarpsi import haarpsi
-from .intensity import DataRange, intensity_window, to_unit_range
+from .intensity import (
+    DataRange,
+    IntensityPolicy,
+    intensity_policy_name,
+    intensity_window,
+    parse_data_range,
+    to_unit_range,
+)
+from .iw_ssim import iw_ssim
+from .mdsi import mdsi
+from .mutual_information import nmi
 from .nlpd import nlpd
 from .no_reference import (
     brisque,
@@ -34,26 +48,34 @@ from .no_reference import (
 )
 from .pixelwise import mae, mse, psnr, rmse
 from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
+from .vif import vif_p
+from .vsi import vsi
 
 __all__ = [
     "MS_GMSD_WEIGHTS",
     "MS_SSIM_WEIGHTS",
     "SSIM_PRESETS",
     "DataRange",
+    "IntensityPolicy",
     "average_edge_strength",
     "blur_effect",
     "brisque",
     "brisque_features",
     "cpbd",
+    "cw_ssim",
     "fit_brisque_model",
     "fit_niqe_model",
+    "fsim",
     "gmsd",
     "haarpsi",
+    "intensity_policy_name",
     "intensity_window",
+    "iw_ssim",
     "laplacian_variance",
     "load_brisque_model",
     "load_niqe_model",
     "mae",
+    "mdsi",
     "mean_line_correlation",
     "ms_gmsd",
     "ms_ssim",
@@ -62,6 +84,9 @@ __all__ = [
     "niqe",
     "niqe_patch_features",
     "nlpd",
+    "nmi",
+    "parse_data_range",
+    "pcc",
     "psnr",
     "rmse",
     "save_brisque_model",
@@ -69,4 +94,6 @@ __all__ = [
     "ssim",
     "to_unit_range",
     "total_variation",
+    "vif_p",
+    "vsi",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "EMPTY_MASK_POLICIES",
     "crop_weights",
     "finalize_weighted",
+    "nan_where_empty",
     "pool_weights",
     "prepare_mask",
     "weighted_mean",
@@ -166,3 +167,14 @@ def weighted_std(
     mean = weighted_mean(values, weights, name, region, empty_mask)
     deviation = (values - mean.reshape(*mean.shape, *([1] * (values.ndim - 2)))) ** 2
     return weighted_mean(deviation, weights, name, region, empty_mask).sqrt()
+
+
+def nan_where_empty(score: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Set the ``(N, C)`` scores of 2-D images whose weights ``(N, 1|C, H, W)`` are all zero to NaN.
+
+    Slice-wise metrics use it so that slices without mask voxels are skipped by the slice average.
+    """
+    if weights is None:
+        return score
+    region = weights.sum(dim=(-2, -1)).expand_as(score)
+    return torch.where(region > 0, score, torch.full_like(score, float("nan")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .intensity import DataRange, intensity_window
+from .intensity import DataRange, harmonize, intensity_window
 from .masking import prepare_mask, weighted_mean
 from .validation import check_image_pair, compute_dtype
 
@@ -25,6 +25,9 @@ def _mean_error(
     y_pred, y, _ = check_image_pair(y_pred, y, spatial_dims, name)
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
+    span = None if data_range is None else intensity_window(y, data_range, name, dtype, mask=weights)[1]
+    if data_range is not None:  # per-image statistics and clipping of a normalisation policy
+        y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
     difference = y_pred.to(dtype) - y.to(dtype)
     if weights is None:  # a norm reduces without materialising |d| or d^2
         flat = difference.reshape(*difference.shape[:2], -1)
@@ -33,9 +36,8 @@ def _mean_error(
         error = weighted_mean(
             difference.abs() if power == 1 else difference.square(), weights, name, "the mask", empty_mask
         )
-    if data_range is not None:
-        span = intensity_window(y, data_range, name, dtype)[1].reshape(error.shape)
-        error = error / span**power
+    if span is not None:
+        error = error / span.reshape(error.shape) ** power
     return error
 
 

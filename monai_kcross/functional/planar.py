@@ -64,7 +64,7 @@ def planar_metric(
         raise ValueError(f"{name}: slice_axis must index spatial axes (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype)
+    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype, mask=weights)
     for axis in axes if spatial_dims == 3 else (None,):
         planes = tuple(y.shape[2:]) if axis is None else tuple(s for i, s in enumerate(y.shape[2:]) if i != axis % 3)
         if min(planes) < min_size:
@@ -73,8 +73,16 @@ def planar_metric(
                 f"each side needs at least {min_size} pixels."
             )
     if spatial_dims == 2:
-        # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"
-        return core(x_u, y_u, weights)
+        # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"; a core scores NaN also
+        # when the mask has no weight where its (valid-window) map is defined
+        scores = core(x_u, y_u, weights)
+        if weights is not None and empty_mask == "raise" and bool(torch.isnan(scores).any()):
+            where = torch.isnan(scores).nonzero().tolist()
+            raise ValueError(
+                f"{name}: the mask has no voxel in the region the metric can score (away from the image border) "
+                f"for (batch, channel) {where}; use a larger region or empty_mask='nan'."
+            )
+        return scores
     results = [_slice_average(core, x_u, y_u, weights, axis, name, empty_mask) for axis in axes]
     return torch.stack(results).mean(0)
 
@@ -98,7 +106,8 @@ def _slice_average(
     if w_s is None:
         return scores.mean(dim=1)
     slice_weight = w_s.sum(dim=(-2, -1)).view(batch, -1, w_s.shape[1]).expand_as(scores)
-    used = slice_weight > 0
+    # slices without mask voxels, or whose mask voxels all lie where the metric's map is undefined (NaN), are skipped
+    used = (slice_weight > 0) & ~torch.isnan(scores)
     numerator = torch.where(used, scores * slice_weight, torch.zeros_like(scores)).sum(dim=1)
     denominator = torch.where(used, slice_weight, torch.zeros_like(slice_weight)).sum(dim=1)
     return finalize_weighted(numerator, denominator, name, "the mask", empty_mask)

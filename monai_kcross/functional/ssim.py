@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .filtering import shift_filter_axis, window_1d
-from .intensity import DataRange, intensity_window
+from .intensity import DataRange, harmonize, intensity_window
 from .masking import crop_weights, finalize_weighted, pool_weights, prepare_mask
 from .validation import check_image_pair, compute_dtype
 
@@ -239,7 +239,8 @@ def _setup(
         )
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    low, span = intensity_window(y, data_range, name, dtype)
+    low, span = intensity_window(y, data_range, name, dtype, mask=weights)
+    y_pred, y = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
     return _Setup(y_pred, y, spatial_dims, windows, weights, low, span, _constants(options, windows))
 
 
