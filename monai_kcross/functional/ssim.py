@@ -95,8 +95,12 @@ def _windows(options: dict[str, Any], spatial_dims: int) -> list[torch.Tensor]:
     sizes = _per_axis(options["win_size"], spatial_dims, "win_size")
     sigmas = _per_axis(options["kernel_sigma"], spatial_dims, "kernel_sigma")
     for size in sizes:
-        if int(size) != size or size < 1:
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or int(size) != size or size < 1:
             raise ValueError(f"win_size must be a positive integer, got {options['win_size']!r}.")
+        if int(size) % 2 == 0:
+            raise ValueError(
+                f"win_size must be odd (a window centred on its voxel), got {options['win_size']!r}; use e.g. 7 or 11."
+            )
     return [window_1d(options["kernel_type"], int(s), float(g)) for s, g in zip(sizes, sigmas)]
 
 
