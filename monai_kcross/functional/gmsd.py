@@ -23,6 +23,7 @@ from .filtering import filter2d_same, halve2d
 from .intensity import DataRange
 from .masking import pool_weights, weighted_std
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["MS_GMSD_WEIGHTS", "gmsd", "ms_gmsd"]
 
@@ -36,7 +37,8 @@ def _prewitt() -> torch.Tensor:
 
 
 def _gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    return filter2d_same(x, _prewitt(), convolve=True).square().sum(dim=2).sqrt()
+    # flat regions (zero gradient, e.g. background) get a zero, not a NaN, derivative
+    return safe_sqrt(filter2d_same(x, _prewitt(), convolve=True).square().sum(dim=2))
 
 
 def _deviation(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, t: float, alpha: float) -> torch.Tensor:
@@ -118,7 +120,7 @@ def ms_gmsd(
                 x, y_ = halve2d(x), halve2d(y_)
                 weights = None if weights is None else pool_weights(weights)
             total = total + weight * _deviation(x, y_, weights, t, alpha).square()
-        return total.sqrt()
+        return safe_sqrt(total)
 
     min_size = 2 ** weights_t.numel() + 1
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "ms_gmsd", min_size)

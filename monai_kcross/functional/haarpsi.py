@@ -66,13 +66,15 @@ def _haarpsi_core(
     if weights is not None:
         w = w * weights.unsqueeze(2)
     total = w.sum(dim=(2, 3, 4))
-    pooled = (torch.sigmoid(alpha * s) * w).sum(dim=(2, 3, 4)) / total
-    score = (torch.logit(pooled) / alpha).square()
-    # no Haar structure in either image (e.g. two all-zero background slices): nothing differs
-    score = torch.where(total > 0, score, torch.ones_like(score))
+    # no Haar structure in either image (e.g. two all-zero background slices): nothing differs, the score is
+    # 1; the division is kept away from 0 / 0 there so that no NaN enters the gradient
+    structured = total > 0
+    pooled = (torch.sigmoid(alpha * s) * w).sum(dim=(2, 3, 4)) / torch.where(structured, total, torch.ones_like(total))
+    pooled = torch.where(structured, pooled, torch.full_like(pooled, 0.5))
+    score = torch.where(structured, (torch.logit(pooled) / alpha).square(), torch.ones_like(pooled))
     if weights is not None:
         region = weights.sum(dim=(-2, -1)).expand_as(score)
-        score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
+        score = score.masked_fill(region <= 0, float("nan"))
     return score
 
 

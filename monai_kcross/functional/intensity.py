@@ -25,9 +25,12 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["DataRange", "intensity_window", "to_unit_range"]
+__all__ = ["DataRange", "intensity_window", "to_unit_range", "unit_range_dtype"]
 
 DataRange = float | int | str | Sequence[float]
+
+# float32 maps x -> (x - low) / span exactly enough, without overflow or underflow, inside these bounds
+_FLOAT32_SPAN_BOUNDS = (2.0**-100, 2.0**100)
 
 
 def intensity_window(
@@ -42,7 +45,9 @@ def intensity_window(
         dtype: dtype of the returned tensors (defaults to ``y``'s floating dtype).
 
     Returns:
-        ``low`` and ``span``, each of shape ``(B, C, 1, ..., 1)``, broadcastable against ``y``.
+        ``low`` and ``span``, each of shape ``(B, C, 1, ..., 1)``, broadcastable against ``y``. Both are
+        computed in float64 and then cast, so a window wider than float32's range (``(-3e38, 3e38)``) is
+        exact with ``dtype=torch.float64``.
 
     Raises:
         ValueError: for an unknown policy, ``data_range <= 0``, ``high <= low`` or a constant reference when
@@ -55,16 +60,16 @@ def intensity_window(
             raise ValueError(
                 f"{name}: data_range must be 'reference', a number > 0 or a (low, high) pair, got {data_range!r}."
             )
-        flat = y.detach().reshape(*y.shape[:2], -1).to(dtype)
-        low = flat.amin(dim=-1)
-        span = flat.amax(dim=-1) - low
+        flat = y.detach().reshape(*y.shape[:2], -1)
+        low = flat.amin(dim=-1).to(torch.float64)
+        span = flat.amax(dim=-1).to(torch.float64) - low
         if bool((span <= 0).any()):
             bad = [tuple(i) for i in (span <= 0).nonzero().tolist()]
             raise ValueError(
                 f"{name}: data_range='reference' needs a non-constant reference, but the reference is constant "
                 f"for (batch, channel) {bad}; pass a numeric data_range or (low, high) instead."
             )
-        return low.reshape(bshape), span.reshape(bshape)
+        return low.to(dtype).reshape(bshape), span.to(dtype).reshape(bshape)
     if isinstance(data_range, Sequence):
         if len(data_range) != 2:
             raise ValueError(f"{name}: a data_range window must be (low, high), got {data_range!r}.")
@@ -101,5 +106,19 @@ def to_unit_range(
         ``(y_pred', y')`` in ``dtype``; ``y'`` lies in ``[0, 1]`` for ``data_range="reference"``.
     """
     dtype = dtype or (y.dtype if y.is_floating_point() else torch.float32)
-    low, span = intensity_window(y, data_range, name=name, dtype=dtype)
-    return (y_pred.to(dtype) - low) / span, (y.to(dtype) - low) / span
+    low, span = intensity_window(y, data_range, name=name, dtype=torch.float64)
+    work = unit_range_dtype(low, span, dtype)
+    low, span = low.to(work), span.to(work)
+    return ((y_pred.to(work) - low) / span).to(dtype), ((y.to(work) - low) / span).to(dtype)
+
+
+def unit_range_dtype(low: torch.Tensor, span: torch.Tensor, dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which to map intensities onto the window ``(low, low + span)``: ``dtype``, or float64 where
+    float32 would overflow or underflow (windows narrower than ~1e-30 or wider than ~1e30, e.g. a reference
+    spanning ``(-3e38, 3e38)`` or ``(0, 1e-40)``). ``low`` and ``span`` should be float64.
+    """
+    if dtype == torch.float64:
+        return dtype
+    small, large = _FLOAT32_SPAN_BOUNDS
+    safe = (span >= small) & (span <= large) & (low.abs() <= large)
+    return dtype if bool(safe.all()) else torch.float64

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .safe_math import safe_sqrt
 from .validation import as_plain_tensor
 
 __all__ = [
@@ -124,7 +125,11 @@ def pool_weights(weights: torch.Tensor, pad_end: bool = True) -> torch.Tensor:
 def finalize_weighted(
     numerator: torch.Tensor, denominator: torch.Tensor, name: str, region: str, empty_mask: str
 ) -> torch.Tensor:
-    """Divide, turning empty regions into NaN or into a ``ValueError`` naming the region."""
+    """Divide, turning empty regions into NaN or into a ``ValueError`` naming the region.
+
+    Empty regions get a constant NaN, so no NaN reaches the gradient of the other entries (``0 / 0`` would
+    back-propagate NaN even where the caller discards the value).
+    """
     empty = denominator <= 0
     if bool(empty.any()):
         if empty_mask == "raise":
@@ -133,7 +138,8 @@ def finalize_weighted(
                 f"{name}: the mask has no voxel inside {region} for (batch, channel) {where}; "
                 "use a larger region, a smaller window, or empty_mask='nan'."
             )
-        denominator = denominator.masked_fill(empty, float("nan"))
+        ratio = numerator / denominator.masked_fill(empty, 1.0)
+        return ratio.masked_fill(empty, float("nan"))
     return numerator / denominator
 
 
@@ -162,7 +168,9 @@ def weighted_std(
     """Population standard deviation over space, weighted by ``weights``; returns ``(B, C)``.
 
     Unweighted this is ``sqrt(mean((v - mean(v))^2))``, the deviation pooling of GMSD (Xue et al. 2014, eq. 8).
+    Its gradient at zero deviation (a constant map, e.g. identical images in GMSD) is 0.
     """
     mean = weighted_mean(values, weights, name, region, empty_mask)
-    deviation = (values - mean.reshape(*mean.shape, *([1] * (values.ndim - 2)))) ** 2
-    return weighted_mean(deviation, weights, name, region, empty_mask).sqrt()
+    centre = mean.masked_fill(mean.isnan(), 0.0)  # empty regions: keep the NaN out of the gradient
+    deviation = (values - centre.reshape(*mean.shape, *([1] * (values.ndim - 2)))) ** 2
+    return safe_sqrt(weighted_mean(deviation, weights, name, region, empty_mask))

@@ -16,6 +16,7 @@ from .filtering import filter2d_same, pad2d
 from .intensity import DataRange
 from .masking import pool_weights, weighted_mean
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["NLPD_LEVELS", "nlpd"]
 
@@ -109,7 +110,7 @@ def nlpd(
         for level, (a, b) in enumerate(zip(_normalised_pyramid(x), _normalised_pyramid(y_))):
             if level > 0 and weights is not None:
                 weights = pool_weights(weights)
-            total = total + weighted_mean((a - b).square(), weights, empty_mask="nan").sqrt()
+            total = total + safe_sqrt(weighted_mean((a - b).square(), weights, empty_mask="nan"))
         return total / NLPD_LEVELS
 
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "nlpd", 32)
