@@ -117,7 +117,7 @@ def test_prediction_far_outside_the_reference_range_is_scored_in_float64():
         got = function(pred, ref, **options)
         expected = function(pred.double(), ref.double(), **options)
         assert torch.isfinite(got).all(), function.__name__
-        torch.testing.assert_close(got.double(), expected.to(torch.float32).double(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got.double(), expected.to(torch.float32).double(), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("function", [mae, mse, psnr, ssim, gmsd], ids=lambda f: f.__name__)

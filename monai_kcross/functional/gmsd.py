@@ -15,6 +15,7 @@ grey-scale; every channel is scored on its own).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -31,6 +32,7 @@ MS_GMSD_WEIGHTS = (0.096, 0.596, 0.289, 0.019)
 _T_UNIT = 170.0 / 255.0**2
 
 
+@functools.lru_cache(maxsize=1)
 def _prewitt() -> torch.Tensor:
     horizontal = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64) / 3
     return torch.stack([horizontal, horizontal.T])

@@ -11,6 +11,8 @@ term of the paper applies to RGB photographs only). Volumes are scored slice-wis
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .filtering import filter2d_same, halve2d
@@ -23,6 +25,7 @@ __all__ = ["haarpsi"]
 _SCALES = 3
 
 
+@functools.lru_cache(maxsize=1)
 def _haar_filters() -> torch.Tensor:
     """Vertical and horizontal Haar filters per scale: ``(2 * scales, 8, 8)``, zero-embedded top-left."""
     bank = torch.zeros(2 * _SCALES, 2**_SCALES, 2**_SCALES, dtype=torch.float64)
@@ -52,7 +55,7 @@ def _haarpsi_core(
     if subsample:
         x, y = halve2d(x), halve2d(y)
         weights = None if weights is None else pool_weights(weights)
-    coeff_x, coeff_y = _haar_coefficients(x).abs(), _haar_coefficients(y).abs()
+    coeff_x, coeff_y = _haar_coefficients(torch.cat((x, y))).abs().chunk(2)  # both images in one pass
     orientation_weights = []
     similarities = []
     for orientation in range(2):

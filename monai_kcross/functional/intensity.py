@@ -103,10 +103,16 @@ def to_unit_range(
         dtype: compute dtype of the result.
 
     Returns:
-        ``(y_pred', y')`` in ``dtype``; ``y'`` lies in ``[0, 1]`` for ``data_range="reference"``.
+        ``(y_pred', y')`` in ``dtype``; ``y'`` lies in ``[0, 1]`` for ``data_range="reference"``. With
+        ``data_range=1`` these are the inputs themselves when they already have ``dtype`` (no copy).
     """
     dtype = dtype or (y.dtype if y.is_floating_point() else torch.float32)
     low, span = intensity_window(y, data_range, name=name, dtype=torch.float64)
+    if isinstance(data_range, (int, float)) and _FLOAT32_SPAN_BOUNDS[0] <= data_range <= _FLOAT32_SPAN_BOUNDS[1]:
+        # a plain range L (the window starts at 0): one division, or none for L = 1 (the images are returned)
+        if data_range == 1:
+            return y_pred.to(dtype), y.to(dtype)
+        return y_pred.to(dtype) / float(data_range), y.to(dtype) / float(data_range)
     work = unit_range_dtype(low, span, dtype)
     low, span = low.to(work), span.to(work)
     return ((y_pred.to(work) - low) / span).to(dtype), ((y.to(work) - low) / span).to(dtype)

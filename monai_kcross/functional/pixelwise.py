@@ -61,10 +61,7 @@ def _mean_error(
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
     numerator, denominator = _error_sums(y_pred, y, power, weights, dtype)
-    suspicious = ~torch.isfinite(numerator)
-    if dtype != torch.float64 and power == 2:
-        suspicious |= (numerator < _FLOAT32_TINY) & (torch.as_tensor(denominator) > 0)
-    if bool(suspicious.any()):
+    if bool(_suspicious(numerator, denominator, float32_squares=dtype != torch.float64 and power == 2)):
         if dtype != torch.float64:
             numerator, denominator = _error_sums(y_pred, y, power, weights, torch.float64)
         if not bool(torch.isfinite(numerator).all()):
@@ -73,10 +70,22 @@ def _mean_error(
         error = numerator / denominator
     else:
         error = finalize_weighted(numerator, denominator, name, "the mask", empty_mask)
-    if data_range is not None:
+    if isinstance(data_range, (int, float)) and not isinstance(data_range, bool) and 0 < data_range < float("inf"):
+        error = error / float(data_range) ** power  # a plain range: no window tensors needed
+    elif data_range is not None:
         span = intensity_window(y, data_range, name, torch.float64)[1].reshape(error.shape)
         error = error / span**power
     return error
+
+
+def _suspicious(numerator: torch.Tensor, denominator: torch.Tensor | float, float32_squares: bool) -> torch.Tensor:
+    """Whether some sum is non-finite (NaN/Inf input, or overflow) or, for float32 squares, so small that
+    terms may have underflowed; one fused test in the common unmasked case."""
+    if not float32_squares:
+        return ~torch.isfinite(numerator).all()
+    if isinstance(denominator, float):  # no mask: every image counts
+        return ~((numerator >= _FLOAT32_TINY) & (numerator < float("inf"))).all()
+    return (~torch.isfinite(numerator) | ((numerator < _FLOAT32_TINY) & (denominator > 0))).any()
 
 
 def mae(
@@ -133,7 +142,8 @@ def rmse(
     The gradient at ``y_pred == y`` (where the square root is not differentiable) is taken as 0, the
     gradient of the minimum.
     """
-    return safe_sqrt(_mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "rmse")).to(compute_dtype(y))
+    squared = _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "rmse")
+    return (safe_sqrt(squared) if squared.requires_grad else squared.sqrt()).to(compute_dtype(y))
 
 
 def psnr(
@@ -161,6 +171,8 @@ def psnr(
         anywhere in float32's range give the float64 value). The gradient at ``y_pred == y`` is taken as 0.
     """
     relative_mse = _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "psnr")
+    if not relative_mse.requires_grad:
+        return (-10.0 * torch.log10(relative_mse)).to(compute_dtype(y))
     positive = relative_mse > 0  # identical images (inf) and empty masks (NaN) get no gradient
     value = -10.0 * torch.log10(torch.where(positive, relative_mse, torch.ones_like(relative_mse)))
     value = torch.where(positive, value, -10.0 * torch.log10(relative_mse.detach()))
