@@ -155,40 +155,20 @@ def build_cells(dims: int) -> list[Cell]:
         ms_peers["pytorch-msssim"] = "needs > 160 voxels per side for any number of scales"
     cells.append(Cell("ms_ssim", dims, ours("ms_ssim", data_range=1.0, weights=ms_weights), 1e-5, False, ms_peers))
     if dims == 2:  # 2-D by definition; no peer scores volumes slice-wise
-        cells += [
-            Cell(
-                "gmsd",
-                2,
-                ours("gmsd", data_range=1.0),
-                1e-6,
-                False,
-                {"piq": (lambda p, r: piq.gmsd(p, r, data_range=1.0, reduction="none")) if piq else absent},
-            ),
-            Cell(
+        planar: list[tuple[str, float, str, Fn | None]] = [
+            ("gmsd", 1e-6, "piq", piq and (lambda p, r: piq.gmsd(p, r, data_range=1.0, reduction="none"))),
+            (
                 "ms_gmsd",
-                2,
-                ours("ms_gmsd", data_range=1.0),
                 1e-6,
-                False,
-                {"piq": (lambda p, r: piq.multi_scale_gmsd(p, r, data_range=1.0, reduction="none")) if piq else absent},
+                "piq",
+                piq and (lambda p, r: piq.multi_scale_gmsd(p, r, data_range=1.0, reduction="none")),
             ),
-            Cell(
-                "haarpsi",
-                2,
-                ours("haarpsi", data_range=1.0),
-                1e-5,
-                False,
-                {"piq": (lambda p, r: piq.haarpsi(p, r, data_range=1.0, reduction="none")) if piq else absent},
-            ),
-            Cell(
-                "nlpd",
-                2,
-                ours("nlpd", data_range=1.0),
-                1e-5,
-                False,
-                {"pyiqa": (lambda p, r: pyiqa_nlpd.NLPD()(p, r)) if pyiqa_nlpd else absent},
-            ),
+            ("haarpsi", 1e-5, "piq", piq and (lambda p, r: piq.haarpsi(p, r, data_range=1.0, reduction="none"))),
+            ("nlpd", 1e-5, "pyiqa", pyiqa_nlpd and (lambda p, r: pyiqa_nlpd.NLPD()(p, r))),
         ]
+        for metric, tolerance, peer_name, peer in planar:
+            peers: dict[str, Fn | str] = {peer_name: peer or absent}
+            cells.append(Cell(metric, 2, ours(metric, data_range=1.0), tolerance, False, peers))
     return cells
 
 
