@@ -10,11 +10,14 @@ import torch
 import monai_kcross
 from monai_kcross.functional import (
     IntensityPolicy,
+    gmsd,
     intensity_policy_name,
     intensity_window,
     mae,
+    mse,
     parse_data_range,
     psnr,
+    rmse,
     ssim,
 )
 
@@ -147,3 +150,110 @@ def test_every_metric_accepts_a_masked_policy(info):
     same = info.function(1.5 * pred + 10, ref, data_range="percentile(0.5,99.5,clip,each)", mask=mask, **options)
     tol = 1e-4 if info.name in {"lpips", "dists", "deepiqa", "feature_distance"} else 1e-9
     torch.testing.assert_close(same, value, atol=tol, rtol=tol)
+
+
+# -- policies with the numerics of the metrics: float64 statistics and sums, extreme ranges, gradients --------
+
+
+def _numpy_policy_errors(pred: torch.Tensor, ref: torch.Tensor, kind: str, mask: torch.Tensor | None) -> np.ndarray:
+    """MAE, MSE and PSNR of a policy without ``each``, per image, in float64 NumPy (statistics inside ``mask``)."""
+    rows = []
+    for b in range(ref.shape[0]):
+        p, r = pred[b, 0].double().numpy(), ref[b, 0].double().numpy()
+        inside = np.ones(r.shape, bool) if mask is None else mask.numpy()
+        values = r[inside]
+        if kind == "percentile":
+            low, high = np.percentile(values, 0.5), np.percentile(values, 99.5)
+            p, r, span = np.clip(p, low, high), np.clip(r, low, high), high - low
+        elif kind == "zscore":
+            span = values.std()
+        else:  # median_iqr
+            span = np.percentile(values, 75) - np.percentile(values, 25)
+        d = (p - r)[inside]
+        mse_value = (d**2).mean() / span**2
+        rows.append([np.abs(d).mean() / span, mse_value, -10 * np.log10(mse_value)])
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("kind", ["percentile", "zscore", "median_iqr"])
+def test_policy_errors_on_float32_volumes_match_float64(kind, masked):
+    """Masked statistics and the blocked float32-then-float64 sums together: MAE/MSE to 1e-6 relative, PSNR to
+    1e-5 dB of a float64 NumPy computation on the same float32 inputs (a sequential float32 norm is ~1e-4 off)."""
+    pred, ref = perturbed_pair((2, 1, 40, 44, 36), seed=60, dtype=torch.float32)
+    pred, ref = 1000 * pred + 7, 1000 * ref + 7
+    mask = None
+    if masked:
+        mask = torch.zeros(ref.shape[2:], dtype=torch.bool)
+        mask[3:37, 5:40, 2:33] = True
+    expected = _numpy_policy_errors(pred, ref, kind, mask)
+    for column, function in enumerate((mae, mse, psnr)):
+        got = function(pred, ref, data_range=kind, mask=mask)
+        assert got.dtype == torch.float32
+        tolerance = {"rtol": 0, "atol": 1e-5} if function is psnr else {"rtol": 1e-6, "atol": 0}
+        np.testing.assert_allclose(got[:, 0].double().numpy(), expected[:, column], **tolerance)
+
+
+@pytest.mark.parametrize("scale", [1e-40, 3e38], ids=["denormal", "huge"])
+@pytest.mark.parametrize("policy", ["zscore", "percentile", "median_iqr(each)"])
+def test_policies_at_the_ends_of_float32(policy, scale):
+    """Statistics in float64 and maps in float64 where float32 cannot hold them: float32 inputs near 1e-40 or
+    3e38 score like their float64 copies (a float32 z-score of 3e38 intensities overflows)."""
+    pred, ref = perturbed_pair((2, 1, 40, 40), seed=61, dtype=torch.float32)
+    pred, ref = pred * scale, ref * scale
+    mask = region(ref.shape[2:])
+    for function in (mae, psnr, ssim, gmsd):
+        got = function(pred, ref, data_range=policy, mask=mask)
+        expected = function(pred.double(), ref.double(), data_range=policy, mask=mask)
+        assert got.dtype == torch.float32 and torch.isfinite(got).all(), function.__name__
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=2e-5, msg=function.__name__)
+
+
+@pytest.mark.parametrize("policy", ["zscore(each)", "percentile(0.5,99.5,clip,each)", "median_iqr"])
+@pytest.mark.parametrize("function", [mae, rmse, psnr, ssim, gmsd], ids=lambda f: f.__name__)
+def test_policy_gradients_include_the_predictions_statistics(function, policy):
+    """With ``each`` the prediction's own statistics depend on it: the gradient follows them (finite differences;
+    the prediction has no tied intensities, where a percentile has no derivative)."""
+    _, ref = mri_like((1, 1, 14, 17), seed=62)
+    pred = ref + 40 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(62), dtype=ref.dtype)
+    mask = torch.zeros(14, 17, dtype=torch.bool)
+    mask[1:13, 2:16] = True
+    options = {"win_size": 5} if function is ssim else {}
+    pred = pred.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda p: function(p, ref, data_range=policy, mask=mask, **options), (pred,), fast_mode=True
+    )
+    # at the optimum the gradient is zero, not NaN
+    same = ref.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(function(same, ref, data_range=policy, mask=mask, **options).sum(), same)
+    assert torch.isfinite(grad).all() and grad.abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("function", [mae, psnr, ssim, gmsd], ids=lambda f: f.__name__)
+def test_masked_policy_on_an_empty_mask_scores_nan(function):
+    """``empty_mask="nan"`` with a masked policy: the image without mask voxels scores NaN (no "constant
+    reference" error), the others keep their value and finite gradients."""
+    pred, ref = mri_like((2, 1, 32, 32), seed=63)
+    mask = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    mask[0, :, 6:26, 6:26] = True
+    pred = pred.clone().requires_grad_(True)
+    value = function(pred, ref, data_range="zscore(each)", mask=mask, empty_mask="nan")
+    assert torch.isnan(value[1]).all() and torch.isfinite(value[0]).all()
+    alone = function(pred[:1], ref[:1], data_range="zscore(each)", mask=mask[:1])
+    torch.testing.assert_close(value[:1], alone)
+    (grad,) = torch.autograd.grad(value.nansum(), pred)
+    assert torch.isfinite(grad).all() and (grad[1] == 0).all() and grad[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("function", [mae, psnr], ids=lambda f: f.__name__)
+def test_clipping_policy_does_not_hide_nan_or_inf(function):
+    """Clipping would turn an Inf voxel into a finite one: the inputs are checked before."""
+    pred, ref = mri_like((1, 1, 32, 32), seed=64)
+    broken = pred.clone()
+    broken[0, 0, 3, 4] = float("inf")
+    with pytest.raises(ValueError, match="`y_pred` contains NaN or Inf"):
+        function(broken, ref, data_range="percentile")
+    broken = ref.clone()
+    broken[0, 0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="`y` contains NaN or Inf"):
+        function(pred, broken, data_range="percentile(each)")

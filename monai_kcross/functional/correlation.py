@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from .intensity import DataRange, to_unit_range
-from .masking import prepare_mask, weighted_mean
+from .masking import centred, prepare_mask, weighted_mean
+from .safe_math import safe_sqrt
 from .validation import check_image_pair, compute_dtype
 
 __all__ = ["pcc"]
@@ -46,17 +47,16 @@ def pcc(
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, "pcc", empty_mask, dtype)
     x_u, y_u = to_unit_range(y_pred, y, data_range, "pcc", dtype, mask=weights)
-    spatial = (1,) * (y.ndim - 2)
 
     def mean(values: torch.Tensor) -> torch.Tensor:
         return weighted_mean(values, weights, "pcc", "the mask", empty_mask)
 
-    dx = x_u - mean(x_u).view(*x_u.shape[:2], *spatial)
-    dy = y_u - mean(y_u).view(*y_u.shape[:2], *spatial)
+    dx = centred(x_u, weights, "pcc", "the mask", empty_mask)
+    dy = centred(y_u, weights, "pcc", "the mask", empty_mask)
     covariance = mean(dx * dy)
     var_x, var_y = mean(dx.square()), mean(dy.square())
     # a constant image leaves only rounding noise (relative 1e-16) after removing its mean
     resolution = (16 * torch.finfo(dtype).eps) ** 2
     flat = (var_x <= resolution * mean(x_u.square())) | (var_y <= resolution * mean(y_u.square()))
-    scale = torch.sqrt(var_x * var_y)
+    scale = safe_sqrt(var_x * var_y)  # no NaN in the gradient where an image is flat
     return torch.where(flat, torch.zeros_like(scale), covariance / scale.clamp_min(torch.finfo(dtype).tiny))

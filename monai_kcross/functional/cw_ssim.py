@@ -27,8 +27,9 @@ import torch
 
 from .filtering import gaussian_kernel1d, shift_filter_axis
 from .intensity import DataRange
-from .masking import crop_weights, nan_where_empty, pool_weights
+from .masking import crop_weights, finalize_weighted, nan_where_empty, pool_weights
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["cw_ssim"]
 
@@ -121,7 +122,7 @@ def _cw_ssim_core(
     box = [1.0 / _WINDOW] * _WINDOW
     stats = torch.stack((corr.real, corr.imag, energy))
     corr_re, corr_im, energy = shift_filter_axis(shift_filter_axis(stats, -2, box), -1, box)
-    numerator = 2 * torch.sqrt(corr_re.square() + corr_im.square()) + k
+    numerator = 2 * safe_sqrt(corr_re.square() + corr_im.square()) + k
     denominator = energy + k
     tiny = torch.finfo(x.dtype).tiny
     similarity = torch.where(denominator > tiny, numerator / denominator.clamp_min(tiny), torch.ones_like(energy))
@@ -133,7 +134,8 @@ def _cw_ssim_core(
             weights = pool_weights(weights)
         gauss = gauss * crop_weights(weights, (_WINDOW, _WINDOW))
     total = gauss.sum(dim=(-2, -1))  # zero where no mask weight reaches the band's 'valid' grid: NaN
-    pooled = (similarity * gauss.unsqueeze(2)).sum(dim=(-2, -1)) / total.unsqueeze(-1)
+    weighted = (similarity * gauss.unsqueeze(2)).sum(dim=(-2, -1))
+    pooled = finalize_weighted(weighted, total.unsqueeze(-1), "cw_ssim", "the mask", "nan")  # finite gradients
     return pooled.mean(dim=-1)
 
 

@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from .filtering import filter2d_same
+from .safe_math import safe_sqrt
 
 __all__ = ["auto_downsample", "downsample_factor", "frequency_grid", "gradient_magnitude", "similarity_map"]
 
@@ -38,13 +40,22 @@ def auto_downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     if factor == 1:
         return x
     box = torch.full((factor, factor), 1.0 / factor**2, dtype=torch.float64)
-    return filter2d_same(x, box, convolve=True)[..., ::factor, ::factor]
+    return filter2d_same(x, box, convolve=True, stride=factor)  # only the kept outputs are computed
+
+
+@functools.lru_cache(maxsize=len(_OPERATORS))
+def _operator_bank(operator: str) -> torch.Tensor:
+    """The horizontal and vertical kernels ``(2, 3, 3)`` of a normalised 3x3 gradient operator."""
+    horizontal = torch.tensor(_OPERATORS[operator], dtype=torch.float64) / _NORMS[operator]
+    return torch.stack([horizontal, horizontal.T])
 
 
 def gradient_magnitude(x: torch.Tensor, operator: str = "scharr") -> torch.Tensor:
-    """Gradient magnitude of ``(N, C, H, W)`` images with the normalised 3x3 ``"scharr"`` or ``"prewitt"`` operator."""
-    horizontal = torch.tensor(_OPERATORS[operator], dtype=torch.float64) / _NORMS[operator]
-    return filter2d_same(x, torch.stack([horizontal, horizontal.T]), convolve=True).square().sum(dim=2).sqrt()
+    """Gradient magnitude of ``(N, C, H, W)`` images with the normalised 3x3 ``"scharr"`` or ``"prewitt"`` operator.
+
+    Flat regions (zero gradient, e.g. background) get a zero, not a NaN, derivative.
+    """
+    return safe_sqrt(filter2d_same(x, _operator_bank(operator), convolve=True).square().sum(dim=2))
 
 
 def similarity_map(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:

@@ -26,8 +26,9 @@ import torch
 
 from .feature_maps import auto_downsample, downsample_factor, frequency_grid, gradient_magnitude, similarity_map
 from .intensity import DataRange
-from .masking import nan_where_empty
+from .masking import finalize_weighted
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["fsim", "phase_congruency"]
 
@@ -86,7 +87,7 @@ def phase_congruency(x: torch.Tensor, scales: int = 4, orientations: int = 4, k:
         even, odd = responses.real, responses.imag
         amplitude = responses.abs()
         sum_even, sum_odd = even.sum(dim=2), odd.sum(dim=2)
-        norm = torch.sqrt(sum_even.square() + sum_odd.square()) + eps
+        norm = safe_sqrt(sum_even.square() + sum_odd.square()) + eps  # safe_sqrt: flat images keep finite gradients
         mean_even, mean_odd = (sum_even / norm)[:, :, None], (sum_odd / norm)[:, :, None]
         energy = (even * mean_even + odd * mean_odd - (even * mean_odd - odd * mean_even).abs()).sum(dim=2)
         # noise threshold from the finest scale (Rayleigh model of the noise amplitude)
@@ -94,8 +95,8 @@ def phase_congruency(x: torch.Tensor, scales: int = 4, orientations: int = 4, k:
         noise_power = (-median / math.log(0.5)) / bank[o, 0].square().sum()
         sum_sq = spatial[o].square().sum()
         sum_cross = sum((spatial[o, i] * spatial[o, j]).sum() for i in range(scales - 1) for j in range(i + 1, scales))
-        tau = torch.sqrt((2 * noise_power * sum_sq + 4 * noise_power * sum_cross) / 2)
-        threshold = (tau * math.sqrt(math.pi / 2) + k * torch.sqrt((2 - math.pi / 2) * tau.square())) / 1.7
+        tau = safe_sqrt((2 * noise_power * sum_sq + 4 * noise_power * sum_cross) / 2)
+        threshold = (tau * math.sqrt(math.pi / 2) + k * safe_sqrt((2 - math.pi / 2) * tau.square())) / 1.7
         energy_all = energy_all + torch.relu(energy - threshold[..., None, None])
         amplitude_all = amplitude_all + amplitude.sum(dim=2)
     return (energy_all + eps) / (amplitude_all + eps)
@@ -111,9 +112,9 @@ def _fsim_core(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -
     pc_max = torch.maximum(pc_x, pc_y)
     if weights is not None:
         pc_max = pc_max * auto_downsample(weights, factor)
-    total = pc_max.sum(dim=(-2, -1))
-    score = (similarity * pc_max).sum(dim=(-2, -1)) / total
-    return nan_where_empty(score, weights)
+    # NaN (with a finite gradient for the other images) where the weights are empty
+    weighted = (similarity * pc_max).sum(dim=(-2, -1))
+    return finalize_weighted(weighted, pc_max.sum(dim=(-2, -1)), "fsim", "the mask", "nan")
 
 
 def fsim(

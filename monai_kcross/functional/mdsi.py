@@ -24,7 +24,9 @@ import torch
 
 from .feature_maps import auto_downsample, downsample_factor, gradient_magnitude, similarity_map
 from .intensity import DataRange
+from .masking import centred, weighted_mean
 from .planar import planar_metric
+from .safe_math import positive_power, safe_sqrt
 
 __all__ = ["mdsi"]
 
@@ -51,17 +53,9 @@ def _mdsi_core(
     powered = gcs**q
     if weights is not None:
         weights = auto_downsample(weights, factor).to(x.dtype)
-    mean = _weighted_mean(powered, weights)
-    deviation = (powered - mean[..., None, None]).abs()
-    return _weighted_mean(deviation, weights) ** o
-
-
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Spatial mean of ``(N, C, H, W)`` values (real or complex); NaN where the weights are all zero."""
-    if weights is None:
-        return values.mean(dim=(-2, -1))
-    w = weights.expand(values.shape[0], values.shape[1], *values.shape[-2:])
-    return (values * w).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).masked_fill(w.sum(dim=(-2, -1)) <= 0, float("nan"))
+    difference = centred(powered, weights, "mdsi", "the mask", "nan")  # NaN where the weights are all zero
+    deviation = safe_sqrt(difference.real.square() + difference.imag.square())  # |d|, gradient 0 at d = 0
+    return positive_power(weighted_mean(deviation, weights, "mdsi", "the mask", "nan"), o)
 
 
 def mdsi(

@@ -67,7 +67,8 @@ def nmi(
         empty_mask: ``"raise"`` or ``"nan"``.
 
     Returns:
-        ``(B, C)`` tensor, values in ``[1, 2]``.
+        ``(B, C)`` tensor, values in ``[1, 2]``. Histogram counts have no gradient: the result is not part of
+        the autograd graph (it cannot serve as a loss).
     """
     if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
         raise ValueError(f"nmi: bins must be an integer >= 2, got {bins!r}.")

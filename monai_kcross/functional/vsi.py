@@ -34,6 +34,7 @@ from .feature_maps import downsample_factor, frequency_grid, gradient_magnitude,
 from .intensity import DataRange
 from .masking import nan_where_empty
 from .planar import planar_metric
+from .safe_math import positive_power, safe_sqrt
 
 __all__ = ["sdsp", "vsi"]
 
@@ -55,9 +56,10 @@ def _rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB on 0-255 (``(N, 3, H, W)``, or grey ``(N, 1, H, W)`` as R = G = B) to CIE L*a*b* with the D50
     reference white of the authors' SDSP code."""
     unit = rgb / 255.0
-    linear = torch.where(unit <= 0.04045, unit / 12.92, ((unit + 0.055) / 1.055) ** 2.4)
+    # powers of the clamped bases: the branch torch.where discards must not put NaN into the gradient
+    linear = torch.where(unit <= 0.04045, unit / 12.92, positive_power((unit + 0.055) / 1.055, 2.4))
     xyz = _mix(linear, _RGB_TO_XYZ) / torch.tensor(_WHITE_D50, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    f = torch.where(xyz > 0.008856, xyz.clamp_min(0) ** (1 / 3), (903.3 * xyz + 16) / 116)
+    f = torch.where(xyz > 0.008856, positive_power(xyz, 1 / 3), (903.3 * xyz + 16) / 116)
     return torch.stack((116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])), dim=1)
 
 
@@ -96,7 +98,7 @@ def sdsp(rgb: torch.Tensor, color_prior: bool = True) -> torch.Tensor:
     log_gabor[0, 0] = 0.0
     log_gabor = log_gabor.to(dtype=rgb.dtype, device=rgb.device)
     filtered = torch.fft.ifft2(torch.fft.fft2(lab) * log_gabor).real
-    saliency = filtered.square().sum(dim=1, keepdim=True).sqrt()
+    saliency = safe_sqrt(filtered.square().sum(dim=1, keepdim=True))
     centred = torch.arange(1, size + 1, dtype=rgb.dtype, device=rgb.device) - size / 2
     location = torch.exp(-(centred[:, None].square() + centred[None, :].square()) / 145.0**2)
     saliency = saliency * location
