@@ -13,7 +13,8 @@ Sub-commands:
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
 
-Exit codes: 0 success, 2 bad arguments, 1 any other error (the message names the problem).
+Exit codes: 0 success, 2 bad arguments, 1 any other error (one line naming the problem and the fix), 3 for
+``score``: finished, but some cases, values or files were not scored (each listed on stderr and in summary.json).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .analysis.cases import LAYOUTS
 from .analysis.sensitivity import DEFAULT_METRICS as DEFAULT_SENSITIVITY_METRICS
 from .data import load_sample_pair, sample_data_dir
 from .functional.ssim import MS_SSIM_WEIGHTS
@@ -304,13 +306,28 @@ def run_kcross(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_score_cases(args: argparse.Namespace):
+    from .analysis.scoring import find_cases
+
+    return find_cases(
+        args.reference,
+        args.synthesized,
+        args.source,
+        args.mask,
+        args.lesion,
+        args.datalist_key,
+        layout=args.layout,
+        contrast=args.contrast,
+        source_contrast=args.source_contrast,
+    )
+
+
 def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
     """Score under ``torch.distributed`` (one call per process; ``local_rank`` is given by ignite)."""
-    from .analysis.scoring import find_cases, score_cases
+    from .analysis.scoring import incomplete, score_cases
 
-    cases = find_cases(args.reference, args.synthesized, args.source, args.mask, args.lesion, args.datalist_key)
     run = score_cases(
-        cases,
+        _find_score_cases(args),
         args.out,
         metrics=args.metrics,
         spatial_dims=args.spatial_dims,
@@ -323,57 +340,109 @@ def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
         worst=args.worst,
     )
     if local_rank == 0 and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
-        for message in run.failed.values():
-            print(f"monai-kcross: skipped {message}", file=sys.stderr)
-        for name, reason in run.skipped_metrics.items():
-            print(f"monai-kcross: metric {name} skipped: {reason}", file=sys.stderr)
-        scored = len(run.rows) // max(len(run.metrics), 1)
-        print(f"scored {scored} case(s) ({len(run.resumed)} from the previous run) with {', '.join(run.metrics)}")
-        for name, entry in run.summary["metrics"].items():
-            low, high = entry.get("ci95", (None, None))
-            if entry.get("mean") is not None:
-                print(f"{name:<10} mean {entry['mean']:.4f}  95% CI [{low:.4f}, {high:.4f}]  n={entry['n']}")
-        print(f"wrote {Path(args.out) / 'scores.csv'}, summary.json" + ("" if args.no_report else ", report.html"))
-    return 3 if run.failed else 0
+        _print_score_summary(run.summary, args)
+    return 3 if incomplete(run.summary) else 0
+
+
+def _print_score_summary(summary: dict, args: argparse.Namespace, limit: int = 20) -> None:
+    """Everything not scored on stderr (each by name, up to ``limit`` per kind), the means on stdout."""
+    problems = [f"skipped {message}" for message in summary["failed"].values()]
+    problems += [
+        f"case {case}: {metric} not scored: {reason}"
+        for case, reasons in summary["not_scored"].items()
+        for metric, reason in reasons.items()
+    ]
+    problems += [f"reference without a synthesized image: {path}" for path in summary["unpaired"]["reference"]]
+    problems += [f"synthesized image without a reference: {path}" for path in summary["unpaired"]["synthesized"]]
+    problems += [
+        f"case {case}: the synthesized image equals the reference (an exact copy)" for case in summary["identical"]
+    ]
+    problems += [f"metric {name} skipped: {reason}" for name, reason in summary["skipped_metrics"].items()]
+    for line in problems[:limit]:
+        print(f"monai-kcross: {line}", file=sys.stderr)
+    if len(problems) > limit:
+        print(f"monai-kcross: ... and {len(problems) - limit} more (see summary.json)", file=sys.stderr)
+    metrics, resumed = ", ".join(summary["metrics"]), summary.get("resumed", 0)
+    print(f"scored {summary['n_cases']} case(s) ({resumed} complete from the previous run) with {metrics}")
+    for name, entry in summary["metrics"].items():
+        gaps = ", ".join(
+            f"{entry[key]} {label}" for key, label in (("n_nan", "NaN"), ("n_infinite", "infinite")) if entry[key]
+        )
+        gaps = f"  ({gaps})" if gaps else ""
+        if entry.get("mean") is None:
+            print(f"{name:<10} no finite value  n=0{gaps}")
+            continue
+        low, high = entry["ci95"]
+        print(f"{name:<10} mean {entry['mean']:.4f}  95% CI [{low:.4f}, {high:.4f}]  n={entry['n']}{gaps}")
+    print(f"wrote {Path(args.out) / 'scores.csv'}, summary.json" + ("" if args.no_report else ", report.html"))
 
 
 def run_score(args: argparse.Namespace) -> int:
     """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
+    from .analysis.scoring import _first_line, check_output
+
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}.")
+    if args.nproc > 1 and args.device.startswith("cuda") and torch.cuda.device_count() < args.nproc:
+        raise ValueError(
+            f"--nproc {args.nproc} with --device cuda needs {args.nproc} GPUs, this machine has "
+            f"{torch.cuda.device_count()}; lower --nproc or score on the CPU."
+        )
+    if args.nproc == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return _score_worker(0, args)
     import ignite.distributed as idist
+    from torch.multiprocessing.spawn import ProcessException
 
     backend = "nccl" if args.device.startswith("cuda") else "gloo"
-    if args.nproc > 1:
+    options = {}
+    if args.nproc > 1:  # (under torchrun every process is a rank already: no parent to check first)
         import socket
 
+        _find_score_cases(args)  # errors in the inputs or the output folder: one message, not one per process
+        check_output(args.out, args.resume, args.overwrite)
         with socket.socket() as probe:  # a free port for the process group
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with idist.Parallel(backend=backend, nproc_per_node=args.nproc, master_port=port) as parallel:
+            options = {"nproc_per_node": args.nproc, "master_port": probe.getsockname()[1]}
+    try:
+        with idist.Parallel(backend=backend, **options) as parallel:
             parallel.run(_spawned_score, args)
-        return _exit_code(args.out)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
-        with idist.Parallel(backend=backend) as parallel:
-            parallel.run(_spawned_score, args)
-        return _exit_code(args.out)
-    return _score_worker(0, args)
+    except ProcessException as error:  # a process failed: it printed its error; name the process here
+        raise RuntimeError(f"--nproc {args.nproc}: a scoring process stopped ({_first_line(error)}).") from None
+    return _exit_code(args.out)
 
 
 def _spawned_score(local_rank: int, args: argparse.Namespace) -> None:
-    _score_worker(local_rank, args)
+    try:
+        _score_worker(local_rank, args)
+    except _ONE_LINE_ERRORS as error:  # one line per failing process instead of a traceback
+        print(f"monai-kcross: error (process {local_rank}): {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _exit_code(out: str) -> int:
+    from .analysis.scoring import incomplete
+
     summary = Path(out) / "summary.json"
     if not summary.is_file():
         return 1
-    return 3 if json.loads(summary.read_text())["failed"] else 0
+    return 3 if incomplete(json.loads(summary.read_text())) else 0
+
+
+def _match_key(name: str) -> str:
+    """A case or file name as agreement matches it: the path without image suffix, ``./`` and backslashes."""
+    from .analysis.cases import case_name
+
+    path = name.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return str(Path(path).parent / case_name(path)) if "/" in path else case_name(path)
 
 
 def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float, str | None]]:
-    """``{case: (rating, group)}`` from a CSV with a ``case`` (or ``path``) column and a rating column."""
+    """``{key: (rating, group)}`` from a CSV with a ``path`` or ``case`` column and a rating column (see
+    :func:`_match_key`), or a NIRPS ``score, path`` list."""
     import csv
 
-    from .analysis.scoring import case_name
     from .data.readers import read_quality_scores
 
     if not path.is_file():
@@ -384,8 +453,9 @@ def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float
         header = [h.strip().lower() for h in reader.fieldnames or []]
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     rating_column = next((c for c in ("rating", "score", "mos", "dmos", "label", "quality") if c in header), None)
-    if "case" in header and rating_column:
-        records = [(row["case"], row[rating_column], row) for row in rows]
+    name_column = next((c for c in ("path", "case") if c in header), None)  # a path tells NIRPS epochs apart
+    if name_column and rating_column:
+        records = [(row[name_column], row[rating_column], row) for row in rows]
     else:  # NIRPS 'score, path' lines or a path,score CSV
         records = [(r["path"], r["score"], r) for r in read_quality_scores(path)]
     ratings = {}
@@ -393,44 +463,70 @@ def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float
         if group_column and group_column not in row:
             raise ValueError(f"ratings file {path} has no column {group_column!r}.")
         try:
-            ratings[case_name(name)] = (float(value), row.get(group_column) if group_column else None)
+            ratings[_match_key(name)] = (float(value), row.get(group_column) if group_column else None)
         except ValueError:
             raise ValueError(f"ratings file {path}: rating {value!r} of {name} is not a number.") from None
     return ratings
 
 
+def _match_cases(scored: set[str], rated: set[str]) -> dict[str, str]:
+    """``{scored case: rating key}``: the same path-like name, else the same file name where it is unique on
+    both sides (``synth/case1`` rated, ``case1`` scored)."""
+    matches = {key: key for key in scored & rated}
+
+    def by_file(keys: set[str]) -> dict[str, str]:
+        names: dict[str, list[str]] = {}
+        for key in keys:
+            names.setdefault(Path(key).name, []).append(key)
+        return {name: found[0] for name, found in names.items() if len(found) == 1}
+
+    scored_by_file, rated_by_file = by_file(scored - set(matches)), by_file(rated - set(matches.values()))
+    matches |= {scored_by_file[n]: rated_by_file[n] for n in scored_by_file.keys() & rated_by_file.keys()}
+    return matches
+
+
 def run_agreement(args: argparse.Namespace) -> int:
     """The ``agreement`` sub-command: metric scores (``score`` output) against ratings."""
+    import csv
+    import math
+
     import numpy as np
 
     from .analysis import compare, format_table
-    from .analysis.scoring import case_name
     from .registry import get_metric_info
 
     ratings = _read_ratings(Path(args.ratings), args.group_column)
     scores_path = Path(args.scores)
     if not scores_path.is_file():
         raise FileNotFoundError(f"scores file {scores_path} not found.")
-    import csv
-
     values: dict[str, dict[str, float]] = {}
+    unscored = set()
     with open(scores_path, newline="") as handle:
         for row in csv.DictReader(handle):
             if not {"case", "metric", "value"} <= set(row):
                 raise ValueError(f"{scores_path} is not a `monai-kcross score` table (case, metric, value).")
-            values.setdefault(row["metric"], {})[case_name(row["case"])] = float(row["value"])
-    cases = sorted(set.intersection(*(set(v) for v in values.values())) & set(ratings)) if values else []
+            value = float(row["value"])
+            if math.isnan(value):  # a metric unfit for the case (its reason is in summary.json)
+                unscored.add(_match_key(row["case"]))
+            values.setdefault(row["metric"], {})[_match_key(row["case"])] = value
+    complete = set.intersection(*(set(v) for v in values.values())) - unscored if values else set()
+    matches = _match_cases(complete, set(ratings))
+    cases = sorted(matches)
     if len(cases) < 3:
-        raise ValueError(f"only {len(cases)} case(s) have both scores and ratings; cases are matched by name.")
+        raise ValueError(
+            f"only {len(cases)} case(s) have both scores and ratings; cases are matched by path or file name."
+        )
     lower = set(args.lower_is_better or [])
     table = {}
     for name, by_case in values.items():
         higher = name.startswith("kcross") or (name not in lower and _higher_is_better(name, get_metric_info))
         table[name] = (np.asarray([by_case[c] for c in cases]), higher)
-    labels = np.asarray([ratings[c][0] for c in cases])
-    groups = [ratings[c][1] for c in cases] if args.group_column else None
+    labels = np.asarray([ratings[matches[c]][0] for c in cases])
+    groups = [ratings[matches[c]][1] for c in cases] if args.group_column else None
     comparison = compare(table, labels, n_boot=args.n_boot, groups=groups)
     print(f"{len(cases)} cases with scores and ratings ({len(ratings) - len(cases)} rated cases without scores)")
+    if unscored:
+        print(f"{len(unscored)} case(s) left out: a metric is NaN for them (reasons in summary.json)")
     print(format_table(comparison, args.statistics))
     if args.out:
         from .analysis.benchmark import jsonable
@@ -459,6 +555,11 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+# errors that are the user's to fix (a message naming the file or option), printed as one line with exit code 1;
+# OSError covers missing, unreadable and unwritable files
+_ONE_LINE_ERRORS = (ValueError, OSError, RuntimeError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
@@ -468,12 +569,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="monai-kcross-demo", help="folder for the set, scores and report")
     demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (6 cases each)")
     score = commands.add_parser("score", help="score synthesized images against references; CSV, summary, report")
-    score.add_argument("--reference", required=True, help="folder of reference images, or a JSON datalist")
-    score.add_argument("--synthesized", help="folder of synthesized images (paired with references by file name)")
+    score.add_argument(
+        "--reference",
+        required=True,
+        help="folder of reference images, a JSON datalist, or the folder of a layout (see --layout)",
+    )
+    score.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="auto",
+        help="how --reference is organised: flat folder, datalist, the output of `monai-kcross simulate` or "
+        "`nirps`, a BraTS or IXI folder (default: auto, detected)",
+    )
+    score.add_argument(
+        "--synthesized",
+        help="folder of synthesized images, paired with the references by file name (simulate/brats/ixi layouts: "
+        "searched recursively, named <case> or like the reference, e.g. <case>_t2)",
+    )
+    score.add_argument(
+        "--contrast", help="simulate/brats/ixi layouts: the contrast synthesized (default: from the file names)"
+    )
+    score.add_argument("--source-contrast", help="simulate/brats/ixi layouts: the source contrast (K-CROSS)")
     score.add_argument("--source", help="folder of source-contrast images (K-CROSS structure branch)")
-    score.add_argument("--mask", help="folder of evaluation masks (e.g. brain masks)")
-    score.add_argument("--lesion", help="folder of lesion masks for K-CROSS (default: predicted)")
-    score.add_argument("--datalist-key", default="test", help="list of a datalist to score (default: test)")
+    score.add_argument("--mask", help="folder of evaluation masks (e.g. brain masks; default: the layout's brain)")
+    score.add_argument(
+        "--lesion", help="folder of lesion masks for K-CROSS (default: the layout's labels, or predicted)"
+    )
+    score.add_argument("--datalist-key", default="test", help="list of a datalist to score, or 'all' (default: test)")
     score.add_argument("--metrics", nargs="+", default=None, help="default: every baseline and kcross")
     score.add_argument("--spatial-dims", type=int, choices=(2, 3), default=None, help="default: from the images")
     score.add_argument("--network", help="K-CROSS bundle, run folder or checkpoint (default: the shipped bundle)")
@@ -584,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "kcross":
             return run_kcross(args)
         return print_metrics()
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except _ONE_LINE_ERRORS as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into `head` and closed early
