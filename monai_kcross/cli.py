@@ -28,14 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import __version__
 from .analysis.cases import LAYOUTS
-from .analysis.sensitivity import DEFAULT_METRICS as DEFAULT_SENSITIVITY_METRICS
-from .data import load_sample_pair, sample_data_dir
-from .functional.ssim import MS_SSIM_WEIGHTS
-from .registry import MetricInfo, default_options, list_metrics
+from .registry import MetricInfo, list_metrics
+
+# Only light modules above: torch, MONAI and ignite are imported by the sub-command that needs them, so that
+# `monai-kcross --help` and `monai-kcross metrics` start at once.
 
 
 def _format(value: float) -> str:
@@ -44,6 +42,8 @@ def _format(value: float) -> str:
 
 def run_sample_table(device: str = "cpu") -> int:
     """Score the sample pair with every registered metric and print the table; returns an exit code."""
+    from .data import load_sample_pair, sample_data_dir
+
     sample = load_sample_pair()
     reference = sample["reference"].to(device)
     synthesized = sample["synthesized"].to(device)
@@ -114,6 +114,9 @@ def run_demo(device: str = "cpu", out: str | Path = "monai-kcross-demo", subject
 
 
 def _demo_options(info: MetricInfo, shape: Sequence[int]) -> dict:
+    from .functional.ssim import MS_SSIM_WEIGHTS
+    from .registry import default_options
+
     options = default_options(info.name, shape)
     if len(options.get("weights", MS_SSIM_WEIGHTS)) == len(MS_SSIM_WEIGHTS):
         options.pop("weights", None)
@@ -142,6 +145,8 @@ def run_sensitivity_command(args: argparse.Namespace) -> int:
     if args.datalist:
         data = args.datalist
     else:
+        from .data import load_sample_pair
+
         sample = load_sample_pair()
         data = [
             {
@@ -152,6 +157,8 @@ def run_sensitivity_command(args: argparse.Namespace) -> int:
             }
             for z in args.slices
         ]
+    if isinstance(args.metrics, _Deferred):
+        args.metrics = args.metrics.value()
     unknown = [p for p in args.perturbations or [] if p not in PERTURBATIONS]
     if unknown:
         raise ValueError(f"unknown perturbations {unknown}; available: {', '.join(PERTURBATIONS)}.")
@@ -316,6 +323,8 @@ def _find_score_cases(args: argparse.Namespace):
 
 def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
     """Score under ``torch.distributed`` (one call per process; ``local_rank`` is given by ignite)."""
+    import torch
+
     from .analysis.scoring import incomplete, score_cases
 
     run = score_cases(
@@ -371,6 +380,8 @@ def _print_score_summary(summary: dict, args: argparse.Namespace, limit: int = 2
 
 def run_score(args: argparse.Namespace) -> int:
     """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
+    import torch
+
     from .analysis.scoring import _first_line, check_metrics, check_output
 
     args.metrics = check_metrics(args.metrics)  # before reading any folder
@@ -553,6 +564,27 @@ def run_bundle(args: argparse.Namespace) -> int:
 _ONE_LINE_ERRORS = (ValueError, OSError, RuntimeError)
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class _Deferred:
+    """A default taken from a module that imports torch, read only when shown (``--help``) or used."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+
+    def value(self) -> list:
+        from .registry import _load
+
+        return list(_load(self.reference))
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help with every option's default; options without a default (``None``) or flags say nothing more."""
 
@@ -710,7 +742,9 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--image-key", default="image", help="image key of the datalist")
     sens.add_argument("--region-key", default="label", help="lesion label key for local alterations")
     sens.add_argument("--mask-key", default="brain", help="mask where metrics are computed ('' for none)")
-    sens.add_argument("--metrics", nargs="+", default=list(DEFAULT_SENSITIVITY_METRICS), help="metrics")
+    sens.add_argument(
+        "--metrics", nargs="+", default=_Deferred("monai_kcross.analysis.sensitivity:DEFAULT_METRICS"), help="metrics"
+    )
     sens.add_argument("--perturbations", nargs="+", default=None, help="perturbations (default: all registered)")
     sens.add_argument(
         "--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0], help="severities in [0, 1]"
@@ -725,7 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+        if getattr(args, "device", "cpu").startswith("cuda") and not _cuda_available():
             raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
         if args.command == "demo":
             return run_demo(args.device, args.out, args.subjects)

@@ -8,22 +8,41 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # the registry is declared without importing torch: `monai-kcross metrics` starts at once
+    import torch
 
-from . import functional as F
-from . import perceptual as P
-from .functional.ssim import ms_ssim_weights_for
-from .handlers import metric_handlers as H
-from .metrics import full_reference as M
-from .metrics.base import FullReferenceMetric
-from .perceptual.feature_distance import feature_distance
+    from .handlers.metric_handlers import FullReferenceHandler
+    from .metrics.base import FullReferenceMetric
 
 __all__ = ["MetricInfo", "create_handler", "create_metric", "default_options", "get_metric_info", "list_metrics"]
+
+
+class _Lazy:
+    """``F.ssim`` is the reference ``"monai_kcross.functional:ssim"``, imported when a :class:`MetricInfo` uses it."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> str:
+        return f"{self.module}:{name}"
+
+
+F = _Lazy("monai_kcross.functional")
+P = _Lazy("monai_kcross.perceptual")
+M = _Lazy("monai_kcross.metrics.full_reference")
+H = _Lazy("monai_kcross.handlers.metric_handlers")
+feature_distance = _Lazy("monai_kcross.perceptual.feature_distance").feature_distance
+
+
+def _load(reference: str) -> Any:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -42,12 +61,15 @@ class MetricInfo:
         reference: the defining publication.
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
+
+    ``function``, ``metric_class`` and ``handler_class`` are stored as ``"module:name"`` references and imported
+    on first use, so that reading the registry needs neither torch nor MONAI.
     """
 
     name: str
-    function: Callable[..., torch.Tensor]
-    metric_class: type[FullReferenceMetric]
-    handler_class: type[H.FullReferenceHandler]
+    function_ref: str
+    metric_class_ref: str
+    handler_class_ref: str
     higher_is_better: bool
     value_range: tuple[float, float]
     ideal: float | None
@@ -55,6 +77,18 @@ class MetricInfo:
     reference: str
     needs_weights: str = ""
     symmetric: bool = True
+
+    @property
+    def function(self) -> Callable[..., torch.Tensor]:
+        return _load(self.function_ref)
+
+    @property
+    def metric_class(self) -> type[FullReferenceMetric]:
+        return _load(self.metric_class_ref)
+
+    @property
+    def handler_class(self) -> type[FullReferenceHandler]:
+        return _load(self.handler_class_ref)
 
     @property
     def direction(self) -> str:
@@ -184,7 +218,7 @@ def create_metric(name: str, **kwargs: Any) -> FullReferenceMetric:
     return get_metric_info(name).metric_class(**kwargs)
 
 
-def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler:
+def create_handler(name: str, **kwargs: Any) -> FullReferenceHandler:
     """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
     return get_metric_info(name).handler_class(**kwargs)
 
@@ -196,6 +230,8 @@ def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[s
     the longest standard weight prefix the size allows (see :func:`~monai_kcross.functional.ms_ssim_weights_for`;
     report the number of scales with the result).
     """
+    from .functional.ssim import ms_ssim_weights_for
+
     options: dict[str, Any] = {"data_range": "reference", **overrides}
     if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
