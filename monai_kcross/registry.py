@@ -12,23 +12,18 @@ NIQE, BRISQUE and the MR artefact scores) by :func:`list_no_reference_metrics`; 
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # the registry is declared without importing torch: `monai-kcross metrics` starts at once
+    import torch
 
-from . import functional as F
-from . import perceptual as P
-from .functional import artefacts as A
-from .functional.ssim import ms_ssim_weights_for
-from .handlers import metric_handlers as H
-from .handlers import no_reference as NH
-from .metrics import full_reference as M
-from .metrics import no_reference as NM
-from .metrics.base import FullReferenceMetric, PerImageMetric
-from .perceptual.feature_distance import feature_distance
+    from .handlers.metric_handlers import FullReferenceHandler
+    from .handlers.no_reference import NoReferenceHandler
+    from .metrics.base import PerImageMetric
 
 __all__ = [
     "MetricInfo",
@@ -43,8 +38,58 @@ __all__ = [
 ]
 
 
+class _Lazy:
+    """``F.ssim`` is the reference ``"monai_kcross.functional:ssim"``, imported when a metric entry uses it."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __getattr__(self, name: str) -> str:
+        return f"{self.module}:{name}"
+
+
+F = _Lazy("monai_kcross.functional")
+P = _Lazy("monai_kcross.perceptual")
+A = _Lazy("monai_kcross.functional.artefacts")
+M = _Lazy("monai_kcross.metrics.full_reference")
+NM = _Lazy("monai_kcross.metrics.no_reference")
+H = _Lazy("monai_kcross.handlers.metric_handlers")
+NH = _Lazy("monai_kcross.handlers.no_reference")
+feature_distance = _Lazy("monai_kcross.perceptual.feature_distance").feature_distance
+
+
+def _load(reference: str) -> Any:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class _LazyEntry:
+    """``function``, ``metric_class`` and ``handler_class`` are stored as ``"module:name"`` references
+    (``*_ref``) and imported on first use, so that reading the registry needs neither torch nor MONAI."""
+
+    function_ref: str
+    metric_class_ref: str
+    handler_class_ref: str
+
+    @property
+    def function(self) -> Callable[..., torch.Tensor]:
+        return _load(self.function_ref)
+
+    @property
+    def metric_class(self) -> type[PerImageMetric]:
+        return _load(self.metric_class_ref)
+
+    @property
+    def handler_class(self) -> type[FullReferenceHandler | NoReferenceHandler]:
+        return _load(self.handler_class_ref)
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class MetricInfo:
+class MetricInfo(_LazyEntry):
     """What a user needs to know to read a metric's numbers.
 
     Attributes:
@@ -60,12 +105,14 @@ class MetricInfo:
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
         checked_against: the independent reference the implementation is tested against, and the tolerance.
+
+    ``function``, ``metric_class`` and ``handler_class`` are imported on first use (stored as ``*_ref``).
     """
 
     name: str
-    function: Callable[..., torch.Tensor]
-    metric_class: type[FullReferenceMetric]
-    handler_class: type[H.FullReferenceHandler]
+    function_ref: str
+    metric_class_ref: str
+    handler_class_ref: str
     higher_is_better: bool
     value_range: tuple[float, float]
     ideal: float | None
@@ -74,10 +121,6 @@ class MetricInfo:
     needs_weights: str = ""
     symmetric: bool = True
     checked_against: str = ""
-
-    @property
-    def direction(self) -> str:
-        return "higher is better" if self.higher_is_better else "lower is better"
 
 
 _INF = math.inf
@@ -282,7 +325,7 @@ _REGISTRY: dict[str, MetricInfo] = {
 
 
 @dataclass(frozen=True)
-class NoReferenceMetricInfo:
+class NoReferenceMetricInfo(_LazyEntry):
     """What a user needs to know to read a no-reference score's numbers.
 
     Attributes:
@@ -299,19 +342,15 @@ class NoReferenceMetricInfo:
     """
 
     name: str
-    function: Callable[..., torch.Tensor]
-    metric_class: type[PerImageMetric]
-    handler_class: type[NH.NoReferenceHandler]
+    function_ref: str
+    metric_class_ref: str
+    handler_class_ref: str
     higher_is_better: bool
     value_range: tuple[float, float]
     volumes: str
     reference: str
     masks: bool = True
     options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def direction(self) -> str:
-        return "higher is better" if self.higher_is_better else "lower is better"
 
 
 _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
@@ -456,7 +495,7 @@ def create_metric(name: str, **kwargs: Any) -> PerImageMetric:
     return _build(name, "metric_class", kwargs)
 
 
-def create_handler(name: str, **kwargs: Any) -> H.FullReferenceHandler | NH.NoReferenceHandler:
+def create_handler(name: str, **kwargs: Any) -> FullReferenceHandler | NoReferenceHandler:
     """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
     return _build(name, "handler_class", kwargs)
 
@@ -473,6 +512,8 @@ def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[s
     the longest standard weight prefix the size allows (see :func:`~monai_kcross.functional.ms_ssim_weights_for`;
     report the number of scales with the result).
     """
+    from .functional.ssim import ms_ssim_weights_for
+
     options: dict[str, Any] = {"data_range": "reference", **overrides}
     if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
