@@ -38,6 +38,7 @@ from .set_level import (
     PRDCMetric,
     SetLevelMetric,
     SetLevelResult,
+    ThreePlaneMetric,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "SSIMMetric",
     "SetLevelMetric",
     "SetLevelResult",
+    "ThreePlaneMetric",
     "TotalVariationMetric",
     "kcross",
     "load_kcross",
