@@ -22,6 +22,7 @@ import torch
 from . import functional as F
 from . import perceptual as P
 from .functional import artefacts as A
+from .functional import segmentation as S
 from .functional.ssim import ms_ssim_weights_for
 from .handlers import metric_handlers as H
 from .handlers import no_reference as NH
@@ -59,6 +60,11 @@ class MetricInfo:
         reference: the defining publication.
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
+        options: fixed options of the function that define this entry (e.g. ``classes=("lesion",)``); part of
+            :func:`default_options` and of the metric classes built by :func:`create_metric`.
+        uses_segmenter: the metric runs a segmentation network (the downstream-segmentation scores): callers pass
+            ``segmenter=`` (a checkpoint, a MONAI bundle folder or a callable, see
+            :func:`~monai_kcross.functional.segmentation.as_segmenter`) to use another than the package's own.
     """
 
     name: str
@@ -72,6 +78,8 @@ class MetricInfo:
     reference: str
     needs_weights: str = ""
     symmetric: bool = True
+    options: tuple[tuple[str, Any], ...] = ()
+    uses_segmenter: bool = False
 
     @property
     def direction(self) -> str:
@@ -174,6 +182,30 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "LPIPS-style distance on the package's MRI segmenter features",
             symmetric=False,  # the reference defines the foreground used to normalise both images
+        ),
+        *(
+            MetricInfo(
+                f"seg_{kind}{suffix}",
+                function,
+                metric_class,
+                handler_class,
+                kind == "dice",
+                (0.0, 1.0) if kind == "dice" else (0.0, _INF),
+                1.0 if kind == "dice" else 0.0,
+                "slice-wise",  # the default segmenter is 2-D; a 3-D segmenter (bundle) runs natively
+                f"downstream segmentation {label} (MONAI compute_{'dice' if kind == 'dice' else 'hausdorff_distance'})",
+                symmetric=False,  # the reference's window and foreground feed the segmenter
+                options=options,
+                uses_segmenter=True,
+            )
+            for kind, function, metric_class, handler_class in (
+                ("dice", S.segmentation_dice, M.SegmentationDiceMetric, H.SegmentationDiceHandler),
+                ("hd95", S.segmentation_hd95, M.SegmentationHD95Metric, H.SegmentationHD95Handler),
+            )
+            for suffix, label, options in (
+                ("", "mean over the foreground classes", ()),
+                ("_lesion", "of the lesion class", (("classes", ("lesion",)),)),
+            )
         ),
     )
 }
@@ -363,11 +395,13 @@ def _build(name: str, kind: str, kwargs: dict[str, Any]) -> Any:
 def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[str, Any]:
     """Call options of a registered metric for images of spatial ``shape``: the package's defaults.
 
-    ``data_range="reference"`` (the reference's range, per image and channel) unless given, and for MS-SSIM
+    ``data_range="reference"`` (the reference's range, per image and channel) unless given, the entry's fixed
+    ``options`` (e.g. the lesion class of ``seg_dice_lesion``), and for MS-SSIM
     the longest standard weight prefix the size allows (see :func:`~monai_kcross.functional.ms_ssim_weights_for`;
     report the number of scales with the result).
     """
-    options: dict[str, Any] = {"data_range": "reference", **overrides}
-    if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
+    info = get_metric_info(name)
+    options: dict[str, Any] = {"data_range": "reference", **dict(info.options), **overrides}
+    if info.name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
     return options

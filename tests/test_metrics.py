@@ -24,7 +24,14 @@ from .conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
-    from monai_kcross.metrics import DeepIQAMetric, DISTSMetric, FeatureDistanceMetric, LPIPSMetric
+    from monai_kcross.metrics import (
+        DeepIQAMetric,
+        DISTSMetric,
+        FeatureDistanceMetric,
+        LPIPSMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
+    )
 
     classes = {
         LPIPSMetric,
@@ -41,6 +48,8 @@ def test_every_registered_metric_has_its_class():
         MultiScaleGMSDMetric,
         NLPDMetric,
         HaarPSIMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
     }
     assert {info.metric_class for info in monai_kcross.list_metrics()} == classes
 
@@ -106,4 +115,5 @@ def test_create_metric_and_info():
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
-    assert names[10:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[10:14] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[14:] == ["seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"]

@@ -13,6 +13,8 @@ identity makes an accidental comparison visible.
 * :class:`VGG16Features` -- ImageNet VGG16 convolution features (FID-VGG16, which Kastryulin et al. 2023 found
   to agree best with radiologists among the set-level scores); weights converted offline, see
   :mod:`monai_kcross.perceptual.weights`;
+* :class:`RadiomicsFeatures` -- first-order and GLCM radiomic features inside masks (2-D or 3-D), PyRadiomics'
+  definitions, for FRD (Fréchet radiomic distance) and radiomic-feature agreement;
 * :class:`SliceFeatures` -- a 2-D extractor applied to the slices of volumes along one axis or the three planes
   ("2.5-D": axial, coronal, sagittal), averaged per volume or every (non-empty) slice kept as a sample;
   :func:`three_plane_features` builds the MAISI-style three-plane version and
@@ -35,6 +37,7 @@ __all__ = [
     "FeatureExtractor",
     "KCrossFeatures",
     "NetworkFeatures",
+    "RadiomicsFeatures",
     "SliceFeatures",
     "TorchScriptFeatures",
     "VGG16Features",
@@ -234,6 +237,65 @@ class KCrossFeatures(FeatureExtractor):
             encoder = self.network.structure_net if self.branch == "structure" else self.network.tumour_net
             maps = encoder.encode(x)[self.level]
         return _pool(maps, self.pool)
+
+
+class RadiomicsFeatures(FeatureExtractor):
+    """Radiomic features (:func:`~monai_kcross.functional.radiomics.radiomic_features`) of images inside masks.
+
+    ``forward(images, mask=None)`` maps ``(B, 1, *spatial)`` and an optional ROI (``(B|1, 1, *spatial)`` or
+    ``spatial``) to float64 features ``(B, F)`` in the order of :attr:`names`; no pre-processing, so the numbers are
+    in the images' units (use the same intensity scale for the sets that are compared).
+
+    Args:
+        spatial_dims: 2 or 3 (native 3-D texture).
+        bin_width, bin_count, voxel_array_shift, spacing, classes: as for
+            :func:`~monai_kcross.functional.radiomics.radiomic_features`.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        bin_width: float | None = 25.0,
+        bin_count: int | None = None,
+        voxel_array_shift: float = 0.0,
+        spacing: float | tuple[float, ...] = 1.0,
+        classes: tuple[str, ...] = ("firstorder", "glcm"),
+    ) -> None:
+        super().__init__()
+        from ..functional.radiomics import RADIOMIC_FEATURES
+
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        self.spatial_dims, self.classes = spatial_dims, tuple(classes)
+        self.options = {
+            "bin_width": bin_width,
+            "bin_count": bin_count,
+            "voxel_array_shift": voxel_array_shift,
+            "spacing": spacing,
+            "classes": self.classes,
+        }
+        self.names = tuple(n for n in RADIOMIC_FEATURES if n.split("_", 1)[0] in self.classes)
+
+    @property
+    def identity(self) -> str:
+        o = self.options
+        binning = f"bins {o['bin_count']}" if o["bin_count"] else f"width {o['bin_width']}"
+        return f"radiomics:{'+'.join(self.classes)}[{self.spatial_dims}-D,{binning},shift {o['voxel_array_shift']}]"
+
+    def features(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        from ..functional.radiomics import radiomic_features
+
+        values = radiomic_features(images, mask, **self.options)
+        return torch.stack([values[name] for name in self.names], 1)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        images = as_plain_tensor(images)
+        if images.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"RadiomicsFeatures: expects {self.spatial_dims}-D images (B, 1, ...), got shape {tuple(images.shape)}."
+            )
+        return self.features(images, mask)
 
 
 def _vgg16_layer_ends() -> dict[str, int]:

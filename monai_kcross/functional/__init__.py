@@ -33,6 +33,7 @@ from .no_reference import (
     save_niqe_model,
 )
 from .pixelwise import mae, mse, psnr, rmse
+from .segmentation import Segmenter, as_segmenter, segmentation_dice, segmentation_hd95, segmentation_scores
 from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "MS_SSIM_WEIGHTS",
     "SSIM_PRESETS",
     "DataRange",
+    "Segmenter",
+    "as_segmenter",
     "average_edge_strength",
     "blur_effect",
     "brisque",
@@ -66,6 +69,9 @@ __all__ = [
     "rmse",
     "save_brisque_model",
     "save_niqe_model",
+    "segmentation_dice",
+    "segmentation_hd95",
+    "segmentation_scores",
     "ssim",
     "to_unit_range",
     "total_variation",

@@ -16,6 +16,8 @@ from .metric_handlers import (
     NLPDHandler,
     PSNRHandler,
     RMSEHandler,
+    SegmentationDiceHandler,
+    SegmentationHD95Handler,
     SSIMHandler,
 )
 from .no_reference import (
@@ -56,6 +58,8 @@ __all__ = [
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "SegmentationDiceHandler",
+    "SegmentationHD95Handler",
     "SetLevelHandler",
     "TotalVariationHandler",
 ]

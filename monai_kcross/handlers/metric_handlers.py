@@ -47,6 +47,8 @@ __all__ = [
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "SegmentationDiceHandler",
+    "SegmentationHD95Handler",
 ]
 
 
@@ -214,6 +216,19 @@ class FeatureDistanceHandler(FullReferenceHandler):
     """In-domain feature distance; keyword arguments of :class:`~monai_kcross.metrics.FeatureDistanceMetric`."""
 
     metric_class = M.FeatureDistanceMetric
+
+
+class SegmentationDiceHandler(FullReferenceHandler):
+    """Downstream-segmentation Dice; keyword arguments of :class:`~monai_kcross.metrics.SegmentationDiceMetric`.
+    Ground-truth labels instead of a segmentation of the reference: ``batch_keys={"labels": "<batch key>"}``."""
+
+    metric_class = M.SegmentationDiceMetric
+
+
+class SegmentationHD95Handler(FullReferenceHandler):
+    """Downstream-segmentation HD95; keyword arguments of :class:`~monai_kcross.metrics.SegmentationHD95Metric`."""
+
+    metric_class = M.SegmentationHD95Metric
 
 
 class KCrossHandler(FullReferenceHandler):

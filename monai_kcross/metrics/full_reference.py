@@ -23,6 +23,7 @@ from monai.utils import MetricReduction
 from .. import functional as F
 from .. import perceptual as P
 from ..functional.intensity import DataRange
+from ..functional.segmentation import segmentation_dice, segmentation_hd95
 from ..perceptual.feature_distance import feature_distance
 from .base import FullReferenceMetric
 
@@ -41,6 +42,8 @@ __all__ = [
     "PSNRMetric",
     "RMSEMetric",
     "SSIMMetric",
+    "SegmentationDiceMetric",
+    "SegmentationHD95Metric",
 ]
 
 Reduction = MetricReduction | str
@@ -369,3 +372,18 @@ class FeatureDistanceMetric(_DeepMetric):
     :func:`monai_kcross.perceptual.feature_distance.feature_distance`."""
 
     function = staticmethod(feature_distance)
+
+
+class SegmentationDiceMetric(_DeepMetric):
+    """Downstream-segmentation Dice (higher is better): a segmenter runs on both images (or ``labels=`` are given
+    at call time); options (``segmenter``, ``classes``, ``foreground``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.segmentation.segmentation_scores`."""
+
+    function = staticmethod(segmentation_dice)
+
+
+class SegmentationHD95Metric(_DeepMetric):
+    """Downstream-segmentation HD95 (lower is better); options as :class:`SegmentationDiceMetric` plus ``spacing``
+    and ``percentile``."""
+
+    function = staticmethod(segmentation_hd95)
