@@ -5,7 +5,9 @@ All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)``
 ``data_range`` policy and :mod:`monai_kcross.functional.masking` for masks. The no-reference scores
 :func:`niqe` and :func:`brisque` take ``y_pred`` only (:mod:`monai_kcross.functional.no_reference`), as do the MR
 artefact scores of :mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian,
-mean line correlation, average edge strength, total variation).
+mean line correlation, average edge strength, total variation). The downstream-segmentation scores
+(:mod:`monai_kcross.functional.segmentation`: Dice and HD95 between segmentations of both images) and the radiomic
+features (:mod:`monai_kcross.functional.radiomics`) have their own modules.
 """
 
 from .artefacts import (

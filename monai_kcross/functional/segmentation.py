@@ -106,6 +106,8 @@ class Segmenter:
             raise ValueError(
                 f"segmenter {self.name}: expects (N, 1, {self.spatial_dims} spatial axes), got {tuple(images.shape)}."
             )
+        if isinstance(self.model, torch.nn.Module):
+            self.model.to(images.device)  # networks follow the images (a no-op when already there)
         spatial = images.shape[2:]
         pad: list[int] = []
         for size in reversed(spatial):
@@ -220,26 +222,33 @@ def as_segmenter(segmenter: SegmenterLike = None, spatial_dims: int = 2) -> Segm
     if segmenter is None:
         return _CACHE.setdefault("default", _package_segmenter())
     if isinstance(segmenter, (str, Path)):
-        path = Path(segmenter)
-        if path.is_dir():
-            return load_bundle_segmenter(path)
-        if not path.is_file():
+        path = Path(segmenter).resolve()
+        if not path.exists():
             raise FileNotFoundError(f"segmenter {path} not found (a checkpoint file or a MONAI bundle folder).")
-        try:
-            network = torch.jit.load(str(path), map_location="cpu").eval()
-            return Segmenter(network, spatial_dims, name=f"torchscript:{path.name}")
-        except (RuntimeError, ValueError):
-            pass  # not TorchScript: a checkpoint of the package's segmenter?
-        try:
-            return _package_segmenter(path)
-        except Exception as error:  # any unpickling or state-dict problem: say what was tried
-            raise ValueError(
-                f"segmenter {path} is neither TorchScript nor a checkpoint of the package's segmenter ({error}); "
-                "pass a MONAI bundle folder or a loaded network instead."
-            ) from None
+        key = f"{path}:{path.stat().st_mtime_ns}:{spatial_dims}"  # loaded once per file version
+        if key not in _CACHE:
+            _CACHE[key] = _load_segmenter_path(path, spatial_dims)
+        return _CACHE[key]
     if callable(segmenter):
         return Segmenter(segmenter, spatial_dims)
     raise ValueError(f"segmenter must be None, a path, a network or a callable, got {type(segmenter).__name__}.")
+
+
+def _load_segmenter_path(path: Path, spatial_dims: int) -> Segmenter:
+    if path.is_dir():
+        return load_bundle_segmenter(path)
+    try:
+        network = torch.jit.load(str(path), map_location="cpu").eval()
+        return Segmenter(network, spatial_dims, name=f"torchscript:{path.name}")
+    except (RuntimeError, ValueError):
+        pass  # not TorchScript: a checkpoint of the package's segmenter?
+    try:
+        return _package_segmenter(path)
+    except Exception as error:  # any unpickling or state-dict problem: say what was tried
+        raise ValueError(
+            f"segmenter {path} is neither TorchScript nor a checkpoint of the package's segmenter ({error}); "
+            "pass a MONAI bundle folder or a loaded network instead."
+        ) from None
 
 
 _CACHE: dict[str, Segmenter] = {}
