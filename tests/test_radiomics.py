@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from monai_kcross.features import RadiomicsFeatures
-from monai_kcross.functional.radiomics import RADIOMIC_FEATURES, discretise, glcm_matrices, radiomic_features
+from monai_kcross.functional.radiomics import (
+    RADIOMIC_FEATURES,
+    discretise,
+    glcm_matrices,
+    glrlm_matrices,
+    radiomic_features,
+)
 from monai_kcross.functional.set_level import concordance, frd
 from monai_kcross.metrics import FRDMetric, RadiomicAgreementMetric
 
@@ -30,7 +36,7 @@ def inputs() -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("shift", [0, 300])
 @pytest.mark.parametrize("dims", ["2d", "3d"])
 def test_features_equal_pyradiomics(golden, inputs, dims, shift):
-    """PyRadiomics 3.1 (tests/golden/make_radiomics_golden.py): all 40 features to 1e-9 relative."""
+    """PyRadiomics 3.1 (tests/golden/make_radiomics_golden.py): all 56 features to 1e-9 relative."""
     images, masks = inputs[f"image{dims}"], inputs[f"mask{dims}"]
     ours = radiomic_features(images, masks, voxel_array_shift=shift)
     assert tuple(ours) == RADIOMIC_FEATURES
@@ -43,7 +49,7 @@ def test_features_equal_pyradiomics(golden, inputs, dims, shift):
         assert float(whole[name][0]) == pytest.approx(value, rel=1e-9, abs=1e-12), name
 
 
-def test_discretisation_and_glcm_by_hand():
+def test_discretisation_glcm_and_glrlm_by_hand():
     image = torch.tensor([[[[0.0, 24.9, 25.0], [50.0, 74.0, 99.9]]]], dtype=torch.float64)
     roi = torch.ones_like(image, dtype=torch.bool)
     assert discretise(image, roi, 25.0)[0, 0].tolist() == [[1, 1, 2], [3, 3, 4]]
@@ -53,6 +59,10 @@ def test_discretisation_and_glcm_by_hand():
     # directions (0, 1), (1, -1), (1, 0), (1, 1): rows and columns pair 1 with 2, the diagonals 2-2 and 1-1
     expected = [[[0, 2], [2, 0]], [[0, 0], [0, 2]], [[0, 2], [2, 0]], [[2, 0], [0, 0]]]
     assert counts[0].tolist() == expected
+    runs = glrlm_matrices(torch.tensor([[[[1, 1, 2], [2, 2, 2]]]]), torch.ones(1, 1, 2, 3, dtype=torch.bool))
+    # along rows (0, 1): level 1 one run of 2; level 2 runs of 1 and 3
+    assert runs[0, 0].tolist() == [[0, 1, 0], [1, 0, 1]]
+    assert runs[0].sum((-1, -2)).tolist() == [3, 5, 5, 6]  # runs per direction (0, 1), (1, -1), (1, 0), (1, 1)
     with pytest.raises(ValueError, match="at least 2 voxels"):
         radiomic_features(image, torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"\(B, 1, H, W"):
@@ -62,7 +72,7 @@ def test_discretisation_and_glcm_by_hand():
 def test_frd_equals_frd_score(golden, inputs):
     """frd-score 1.0.1's v1 pipeline (z-score on the first set, log of the squared distance) on PyRadiomics
     features; ours computes the features itself. frd-score casts features to float32: 1e-4 relative."""
-    extractor = RadiomicsFeatures()
+    extractor = RadiomicsFeatures(classes=("firstorder", "glcm"))  # the golden FRD's feature set
     real, generated = extractor(inputs["real2d"]), extractor(inputs["generated2d"])
     assert real.shape == (30, 40) and real.dtype == torch.float64
     assert float(frd(real, generated)) == pytest.approx(golden["frd"]["frd"], rel=1e-4)

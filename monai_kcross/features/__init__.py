@@ -13,7 +13,7 @@ identity makes an accidental comparison visible.
 * :class:`VGG16Features` -- ImageNet VGG16 convolution features (FID-VGG16, which Kastryulin et al. 2023 found
   to agree best with radiologists among the set-level scores); weights converted offline, see
   :mod:`monai_kcross.perceptual.weights`;
-* :class:`RadiomicsFeatures` -- first-order and GLCM radiomic features inside masks (2-D or 3-D), PyRadiomics'
+* :class:`RadiomicsFeatures` -- first-order, GLCM and GLRLM radiomic features inside masks (2-D or 3-D), PyRadiomics'
   definitions, for FRD (Fréchet radiomic distance) and radiomic-feature agreement;
 * :class:`SliceFeatures` -- a 2-D extractor applied to the slices of volumes along one axis or the three planes
   ("2.5-D": axial, coronal, sagittal), averaged per volume or every (non-empty) slice kept as a sample;
@@ -259,7 +259,7 @@ class RadiomicsFeatures(FeatureExtractor):
         bin_count: int | None = None,
         voxel_array_shift: float = 0.0,
         spacing: float | tuple[float, ...] = 1.0,
-        classes: tuple[str, ...] = ("firstorder", "glcm"),
+        classes: tuple[str, ...] = ("firstorder", "glcm", "glrlm"),
     ) -> None:
         super().__init__()
         from ..functional.radiomics import RADIOMIC_FEATURES

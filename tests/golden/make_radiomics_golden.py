@@ -5,10 +5,10 @@
 
 (``pyradiomics-bhklab`` is a packaging of PyRadiomics 3.1 that builds on Python 3.11; ``frd-score`` needs it.)
 Writes ``radiomics_inputs.npz`` (small 2-D and 3-D images with masks, two image sets) and
-``radiomics_golden.json``: PyRadiomics first-order and GLCM features of every image (2-D images as 2-D SimpleITK
+``radiomics_golden.json``: PyRadiomics first-order, GLCM and GLRLM features of every image (2-D images as 2-D SimpleITK
 images, 3-D as volumes; ``binWidth`` 25, ``voxelArrayShift`` 0 and 300), and the FRD of the two 2-D sets with
 frd-score's v1 normalisation (z-score on the first set, NaN/Inf columns dropped, ``log`` of the squared
-Fréchet distance) computed by frd-score's own functions on the PyRadiomics features.
+Fréchet distance) computed by frd-score's own functions on the PyRadiomics first-order and GLCM features.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main() -> None:
         settings = {"binWidth": 25, "voxelArrayShift": shift, "label": 1}
         extractor = featureextractor.RadiomicsFeatureExtractor(**settings)
         extractor.disableAllFeatures()
-        extractor.enableFeaturesByName(firstorder=[], glcm=GLCM)
+        extractor.enableFeaturesByName(firstorder=[], glcm=GLCM, glrlm=[])
         for dims in ("2d", "3d"):
             images, masks = inputs[f"image{dims}"], inputs[f"mask{dims}"]
             golden["features"][f"{dims}_shift{shift}"] = [
