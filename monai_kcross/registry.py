@@ -51,6 +51,7 @@ class _Lazy:
 F = _Lazy("monai_kcross.functional")
 P = _Lazy("monai_kcross.perceptual")
 A = _Lazy("monai_kcross.functional.artefacts")
+S = _Lazy("monai_kcross.functional.segmentation")
 M = _Lazy("monai_kcross.metrics.full_reference")
 NM = _Lazy("monai_kcross.metrics.no_reference")
 H = _Lazy("monai_kcross.handlers.metric_handlers")
@@ -107,6 +108,11 @@ class MetricInfo(_LazyEntry):
         checked_against: the independent reference the implementation is tested against, and the tolerance.
 
     ``function``, ``metric_class`` and ``handler_class`` are imported on first use (stored as ``*_ref``).
+        options: fixed options of the function that define this entry (e.g. ``classes=("lesion",)``); part of
+            :func:`default_options` and of the metric classes built by :func:`create_metric`.
+        uses_segmenter: the metric runs a segmentation network (the downstream-segmentation scores): callers pass
+            ``segmenter=`` (a checkpoint, a MONAI bundle folder or a callable, see
+            :func:`~monai_kcross.functional.segmentation.as_segmenter`) to use another than the package's own.
     """
 
     name: str
@@ -121,6 +127,8 @@ class MetricInfo(_LazyEntry):
     needs_weights: str = ""
     symmetric: bool = True
     checked_against: str = ""
+    options: tuple[tuple[str, Any], ...] = ()
+    uses_segmenter: bool = False
 
 
 _INF = math.inf
@@ -320,6 +328,30 @@ _REGISTRY: dict[str, MetricInfo] = {
             "LPIPS-style distance on the package's MRI segmenter features",
             symmetric=False,  # the reference defines the foreground used to normalise both images
         ),
+        *(
+            MetricInfo(
+                f"seg_{kind}{suffix}",
+                function,
+                metric_class,
+                handler_class,
+                kind == "dice",
+                (0.0, 1.0) if kind == "dice" else (0.0, _INF),
+                1.0 if kind == "dice" else 0.0,
+                "slice-wise",  # the default segmenter is 2-D; a 3-D segmenter (bundle) runs natively
+                f"downstream segmentation {label} (MONAI compute_{'dice' if kind == 'dice' else 'hausdorff_distance'})",
+                symmetric=False,  # the reference's window and foreground feed the segmenter
+                options=options,
+                uses_segmenter=True,
+            )
+            for kind, function, metric_class, handler_class in (
+                ("dice", S.segmentation_dice, M.SegmentationDiceMetric, H.SegmentationDiceHandler),
+                ("hd95", S.segmentation_hd95, M.SegmentationHD95Metric, H.SegmentationHD95Handler),
+            )
+            for suffix, label, options in (
+                ("", "mean over the foreground classes", ()),
+                ("_lesion", "of the lesion class", (("classes", ("lesion",)),)),
+            )
+        ),
     )
 }
 
@@ -508,15 +540,17 @@ def _build(name: str, kind: str, kwargs: dict[str, Any]) -> Any:
 def default_options(name: str, shape: Sequence[int], **overrides: Any) -> dict[str, Any]:
     """Call options of a registered metric for images of spatial ``shape``: the package's defaults.
 
-    ``data_range="reference"`` (the reference's range, per image and channel) unless given, and for MS-SSIM
+    ``data_range="reference"`` (the reference's range, per image and channel) unless given, the entry's fixed
+    ``options`` (e.g. the lesion class of ``seg_dice_lesion``), and for MS-SSIM
     the longest standard weight prefix the size allows (see :func:`~monai_kcross.functional.ms_ssim_weights_for`;
     report the number of scales with the result).
     """
     from .functional.ssim import ms_ssim_weights_for
 
-    options: dict[str, Any] = {"data_range": "reference", **overrides}
-    if get_metric_info(name).name == "ms_ssim" and "weights" not in options:
+    info = get_metric_info(name)
+    options: dict[str, Any] = {"data_range": "reference", **dict(info.options), **overrides}
+    if info.name == "ms_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, options.get("win_size", 11))
-    if get_metric_info(name).name == "iw_ssim" and "weights" not in options:
+    if info.name == "iw_ssim" and "weights" not in options:
         options["weights"] = ms_ssim_weights_for(shape, 11)  # same window, same level count
     return options

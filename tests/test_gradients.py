@@ -53,6 +53,8 @@ CLASSIC = {
 SLICE_WISE = ["gmsd", "ms_gmsd", "nlpd", "haarpsi", "vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim"]
 # histogram counts have no gradient; PerceptualLoss names such metrics (see the last test)
 WITHOUT_GRADIENT = {"nmi"}
+# Dice/HD95 of argmax segmentations: piecewise constant, not a training loss (tested in test_segmentation.py)
+SEGMENTATION = {"seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"}
 # VIF is not bounded by its ideal (a contrast-enhanced prediction scores above 1), so y_pred == y is not a
 # stationary point: its gradient there is finite but not zero (its finite differences are checked above)
 NOT_STATIONARY_AT_IDEAL = {"vif_p"}
@@ -79,7 +81,7 @@ def test_every_registered_distance_is_covered():
     """The registry's classic metrics are all checked here (the deep ones below)."""
     names = {info.name for info in monai_kcross.list_metrics()}
     deep = {"lpips", "dists", "deepiqa", "feature_distance"}
-    assert set(CLASSIC) <= names and names - set(CLASSIC) == deep | WITHOUT_GRADIENT
+    assert set(CLASSIC) <= names and names - set(CLASSIC) == deep | WITHOUT_GRADIENT | SEGMENTATION
 
 
 @pytest.mark.parametrize("name", list(CLASSIC))

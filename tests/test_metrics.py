@@ -35,6 +35,8 @@ def test_every_registered_metric_has_its_class():
         MDSIMetric,
         NMIMetric,
         PCCMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
         VIFMetric,
         VSIMetric,
     )
@@ -62,6 +64,8 @@ def test_every_registered_metric_has_its_class():
         CWSSIMMetric,
         NMIMetric,
         PCCMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
     }
     assert {info.metric_class for info in monai_kcross.list_metrics()} == classes
 
@@ -128,7 +132,8 @@ def test_create_metric_and_info():
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
     assert names[10:18] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim", "nmi", "pcc"]
-    assert names[18:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[18:22] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[22:] == ["seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"]
     assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"
 
 

@@ -6,7 +6,9 @@ All full-reference functions take ``y_pred`` and ``y`` of shape ``(B, C, H, W)``
 for masks. The no-reference scores :func:`niqe` and :func:`brisque` take ``y_pred`` only
 (:mod:`monai_kcross.functional.no_reference`), as do the MR artefact scores of
 :mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian, mean line correlation,
-average edge strength, total variation).
+average edge strength, total variation). The downstream-segmentation scores
+(:mod:`monai_kcross.functional.segmentation`: Dice and HD95 between segmentations of both images) and the radiomic
+features (:mod:`monai_kcross.functional.radiomics`) have their own modules.
 """
 
 from .artefacts import (
@@ -47,6 +49,7 @@ from .no_reference import (
     save_niqe_model,
 )
 from .pixelwise import mae, mse, psnr, rmse
+from .segmentation import Segmenter, as_segmenter, segmentation_dice, segmentation_hd95, segmentation_scores
 from .ssim import MS_SSIM_WEIGHTS, SSIM_PRESETS, ms_ssim, ms_ssim_weights_for, ssim
 from .vif import vif_p
 from .vsi import vsi
@@ -57,6 +60,8 @@ __all__ = [
     "SSIM_PRESETS",
     "DataRange",
     "IntensityPolicy",
+    "Segmenter",
+    "as_segmenter",
     "average_edge_strength",
     "blur_effect",
     "brisque",
@@ -91,6 +96,9 @@ __all__ = [
     "rmse",
     "save_brisque_model",
     "save_niqe_model",
+    "segmentation_dice",
+    "segmentation_hd95",
+    "segmentation_scores",
     "ssim",
     "to_unit_range",
     "total_variation",

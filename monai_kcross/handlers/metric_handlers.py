@@ -53,6 +53,8 @@ __all__ = [
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "SegmentationDiceHandler",
+    "SegmentationHD95Handler",
     "VIFHandler",
     "VSIHandler",
 ]
@@ -270,6 +272,19 @@ class PCCHandler(FullReferenceHandler):
     """Pearson correlation (NCC); keyword arguments of :class:`~monai_kcross.metrics.PCCMetric`."""
 
     metric_class = M.PCCMetric
+
+
+class SegmentationDiceHandler(FullReferenceHandler):
+    """Downstream-segmentation Dice; keyword arguments of :class:`~monai_kcross.metrics.SegmentationDiceMetric`.
+    Ground-truth labels instead of a segmentation of the reference: ``batch_keys={"labels": "<batch key>"}``."""
+
+    metric_class = M.SegmentationDiceMetric
+
+
+class SegmentationHD95Handler(FullReferenceHandler):
+    """Downstream-segmentation HD95; keyword arguments of :class:`~monai_kcross.metrics.SegmentationHD95Metric`."""
+
+    metric_class = M.SegmentationHD95Metric
 
 
 class KCrossHandler(FullReferenceHandler):

@@ -23,6 +23,7 @@ from monai.utils import MetricReduction
 from .. import functional as F
 from .. import perceptual as P
 from ..functional.intensity import DataRange
+from ..functional.segmentation import segmentation_dice, segmentation_hd95
 from ..perceptual.feature_distance import feature_distance
 from .base import FullReferenceMetric
 
@@ -47,6 +48,8 @@ __all__ = [
     "PSNRMetric",
     "RMSEMetric",
     "SSIMMetric",
+    "SegmentationDiceMetric",
+    "SegmentationHD95Metric",
     "VIFMetric",
     "VSIMetric",
 ]
@@ -432,3 +435,18 @@ class PCCMetric(_OptionsMetric):
     """Pearson correlation coefficient / NCC (higher is better); see :func:`monai_kcross.functional.pcc`."""
 
     function = staticmethod(F.pcc)
+
+
+class SegmentationDiceMetric(_OptionsMetric):
+    """Downstream-segmentation Dice (higher is better): a segmenter runs on both images (or ``labels=`` are given
+    at call time); options (``segmenter``, ``classes``, ``foreground``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.segmentation.segmentation_scores`."""
+
+    function = staticmethod(segmentation_dice)
+
+
+class SegmentationHD95Metric(_OptionsMetric):
+    """Downstream-segmentation HD95 (lower is better); options as :class:`SegmentationDiceMetric` plus ``spacing``
+    and ``percentile``."""
+
+    function = staticmethod(segmentation_hd95)
