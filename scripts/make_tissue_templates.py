@@ -59,6 +59,8 @@ def _load_cat12(atlas_dir: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     gm, wm = data[..., 0], data[..., 1]
     csf = np.clip(1.0 - gm - wm, 0.0, None) * brain
     return {"gm": gm, "wm": wm, "csf": csf, "brain": brain.astype(np.float64)}, maps_image.affine
+
+
 RESOLUTION = 1.5
 
 

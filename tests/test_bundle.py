@@ -295,10 +295,10 @@ def test_export_writes_weights_metadata_and_hashes(tmp_path):
 
 
 def test_kcross_command_names_missing_arguments(capsys):
-    assert main(["kcross", "benchmark"]) == 1
-    assert "needs --datalist" in capsys.readouterr().err
-    assert main(["kcross", "export"]) == 1
-    assert "needs --run" in capsys.readouterr().err
+    for action, flag in (("benchmark", "--datalist"), ("export", "--run"), ("train", "--datalist")):
+        with pytest.raises(SystemExit) as exited:  # exit code 2: bad arguments
+            main(["kcross", action])
+        assert exited.value.code == 2 and flag in capsys.readouterr().err
 
 
 def test_default_metric_is_the_shipped_bundle():

@@ -110,5 +110,13 @@ def test_bad_slice_axis():
 def test_unknown_preset_and_metric():
     with pytest.raises(ValueError, match="unknown SSIM preset"):
         ssim(good(), good(), preset="matlab")
-    with pytest.raises(ValueError, match="unknown metric 'fsim'"):
-        monai_kcross.create_metric("fsim")
+    with pytest.raises(ValueError, match="unknown metric 'mad'"):
+        monai_kcross.create_metric("mad")
+
+
+@pytest.mark.parametrize("win_size", [4, (7, 8), 0, 2.5, True])
+def test_ssim_window_must_be_a_positive_odd_integer(win_size):
+    with pytest.raises(ValueError, match="win_size must be"):
+        ssim(good(), good(), win_size=win_size)
+    with pytest.raises(ValueError, match="win_size must be"):
+        ms_ssim(good(), good(), win_size=win_size, weights=(0.5, 0.5))

@@ -229,6 +229,7 @@ def test_monotone_intensity_maps_are_harmonised_away():
         harmonised, _ = network.harmonise(mapped, target)
         # exact up to values that float32 rounding merges (the map stops being injective there)
         torch.testing.assert_close(harmonised[head], target[head], atol=1e-6, rtol=0)
+
     def size(descriptors):
         return sum(v.abs().sum(1) for v in descriptors.values())
 

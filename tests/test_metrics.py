@@ -24,7 +24,22 @@ from .conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
-    from monai_kcross.metrics import DeepIQAMetric, DISTSMetric, FeatureDistanceMetric, LPIPSMetric
+    from monai_kcross.metrics import (
+        CWSSIMMetric,
+        DeepIQAMetric,
+        DISTSMetric,
+        FeatureDistanceMetric,
+        FSIMMetric,
+        IWSSIMMetric,
+        LPIPSMetric,
+        MDSIMetric,
+        NMIMetric,
+        PCCMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
+        VIFMetric,
+        VSIMetric,
+    )
 
     classes = {
         LPIPSMetric,
@@ -41,6 +56,16 @@ def test_every_registered_metric_has_its_class():
         MultiScaleGMSDMetric,
         NLPDMetric,
         HaarPSIMetric,
+        VSIMetric,
+        FSIMMetric,
+        VIFMetric,
+        IWSSIMMetric,
+        MDSIMetric,
+        CWSSIMMetric,
+        NMIMetric,
+        PCCMetric,
+        SegmentationDiceMetric,
+        SegmentationHD95Metric,
     }
     assert {info.metric_class for info in monai_kcross.list_metrics()} == classes
 
@@ -106,4 +131,47 @@ def test_create_metric_and_info():
     assert not info.higher_is_better and info.volumes == "slice-wise" and info.ideal == 0.0
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
-    assert names[10:] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[10:18] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim", "nmi", "pcc"]
+    assert names[18:22] == ["lpips", "dists", "deepiqa", "feature_distance"]
+    assert names[22:] == ["seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"]
+    assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"
+
+
+ALL_NAN_REDUCTIONS = ["mean", "sum", "mean_batch", "sum_batch", "mean_channel", "sum_channel"]
+
+
+@pytest.mark.parametrize("reduction", ALL_NAN_REDUCTIONS)
+@pytest.mark.parametrize("metric_class", [SSIMMetric, MAEMetric, PSNRMetric, GMSDMetric], ids=lambda c: c.__name__)
+def test_all_nan_scores_reduce_to_nan_not_zero(metric_class, reduction):
+    pred, ref = perturbed_pair((2, 2, 32, 32), seed=43)
+    metric = metric_class(data_range=1.0, empty_mask="nan", get_not_nans=True, reduction=reduction)
+    scores = metric(pred, ref, mask=torch.zeros(32, 32, dtype=torch.bool))
+    assert torch.isnan(scores).all()
+    value, not_nans = metric.aggregate()
+    assert torch.isnan(value).all() and (not_nans == 0).all()
+
+
+def test_partly_nan_reductions_skip_only_the_empty_entries():
+    pred, ref = perturbed_pair((3, 2, 32, 32), seed=44)
+    mask = torch.ones(3, 2, 32, 32, dtype=torch.bool)
+    mask[1] = False  # item 1: no channel scored
+    mask[2, 1] = False  # item 2: channel 1 not scored
+    metric = MAEMetric(empty_mask="nan", get_not_nans=True, reduction="mean_batch")
+    scores = metric(pred, ref, mask=mask)
+    value, not_nans = metric.aggregate()
+    torch.testing.assert_close(value, torch.stack([scores[[0, 2], 0].mean(), scores[0, 1]]))
+    assert not_nans.tolist() == [2.0, 1.0]
+    value, not_nans = metric.aggregate("mean_channel")
+    assert torch.isnan(value[1]) and value[2] == scores[2, 0] and not_nans.tolist() == [2.0, 0.0, 1.0]
+    value, not_nans = metric.aggregate("mean")  # MONAI's mean of per-item means over the items with a score
+    torch.testing.assert_close(value, ((scores[0].mean() + scores[2, 0]) / 2).reshape(1))
+    assert not_nans.item() == 2
+    assert metric.aggregate("sum")[0] == scores.nansum()
+
+
+def test_float64_scores_keep_their_precision_in_aggregate():
+    pred, ref = perturbed_pair((2, 1, 32, 32), seed=45)
+    metric = MSEMetric()
+    values = metric(pred, ref)
+    assert metric.aggregate().dtype == torch.float64
+    assert metric.aggregate().item() == values.mean().item()

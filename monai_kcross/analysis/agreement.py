@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
 __all__ = ["AgreementResult", "agreement", "compare", "inconsistency", "logistic_fit"]
 
@@ -52,6 +51,8 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, parameters: int = 4) -> np.ndarra
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if parameters not in (4, 5):
         raise ValueError(f"parameters must be 4 or 5, got {parameters}.")
+    from scipy import optimize  # imported here: the command line loads this module and must start at once
+
     slope, intercept = np.polyfit(x, y, 1)
     linear = slope * x + intercept
     if len(x) <= parameters:
@@ -85,6 +86,8 @@ def inconsistency(values: np.ndarray, labels: np.ndarray, higher_is_better: bool
 
 
 def _statistics(values: np.ndarray, labels: np.ndarray, higher_is_better: bool, parameters: int) -> dict[str, float]:
+    from scipy import stats
+
     oriented = values if higher_is_better else -values
     predicted = logistic_fit(oriented, labels, parameters)
     plcc = float(stats.pearsonr(predicted, labels).statistic) if np.std(predicted) > 0 else math.nan

@@ -1,9 +1,11 @@
 """A self-contained HTML report of a scoring run: summary table, per-metric distributions, worst cases.
 
-For the worst cases (by K-CROSS when it was scored, else by the first metric of the panel, in its own
-direction) the report shows the axial slice with the largest error: reference, synthesized, absolute
-difference, and the difference of k-space log-amplitudes ``|log(1 + |F(synthesized)|) - log(1 + |F(reference)|)|``
-(centred 2-D FFT of the slice), which makes aliasing, ringing and lost high frequencies visible.
+For the worst cases -- ranked by the first metric of the panel that has an ideal value and a bounded range
+(SSIM, MS-SSIM, HaarPSI, GMSD, ...; K-CROSS only when nothing else was scored), exact copies of the reference
+left out and listed apart -- the report shows the axial slice with the largest error inside the evaluation mask
+(the reference's foreground without one): reference, synthesized, absolute difference, and the difference of
+k-space log-amplitudes ``|log(1 + |F(synthesized)|) - log(1 + |F(reference)|)|`` (centred 2-D FFT of the slice),
+which makes aliasing, ringing and lost high frequencies visible.
 """
 
 from __future__ import annotations
@@ -51,22 +53,33 @@ def _distributions(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) ->
     return _png(figure)
 
 
-def _worst_slice(reference: torch.Tensor, synthesized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The 2-D slice (first channel) with the largest absolute error, and its description."""
+def _worst_slice(
+    reference: torch.Tensor, synthesized: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The 2-D slice (first channel) with the largest absolute error inside ``mask`` (else the reference's
+    foreground: above 1 % of its range), and its description."""
     reference, synthesized = reference[0].double(), synthesized[0].double()
+    region = mask[0] > 0 if mask is not None else None
     if reference.ndim == 3 and reference.shape[-1] == 1:
         reference, synthesized = reference[..., 0], synthesized[..., 0]
+        region = region[..., 0] if region is not None else None
     if reference.ndim == 2:
         return reference, synthesized, "2-D image"
-    error = (synthesized - reference).abs().sum(dim=(0, 1))
+    if region is None or not bool(region.any()):
+        low, high = reference.min(), reference.max()
+        region = reference > low + 0.01 * (high - low)
+    error = ((synthesized - reference).abs() * region).sum(dim=(0, 1))
+    if not bool(error.any()):  # no error inside the region: the largest error anywhere
+        error = (synthesized - reference).abs().sum(dim=(0, 1))
     index = int(error.argmax())
-    return reference[..., index], synthesized[..., index], f"axial slice {index} of {reference.shape[-1]}"
+    inside = " inside the mask" if mask is not None else ""
+    return reference[..., index], synthesized[..., index], f"axial slice {index} of {reference.shape[-1]}{inside}"
 
 
 def _case_figure(images: Mapping[str, torch.Tensor]) -> tuple[str, str]:
     from matplotlib.figure import Figure
 
-    reference, synthesized, where = _worst_slice(images["reference"], images["synthesized"])
+    reference, synthesized, where = _worst_slice(images["reference"], images["synthesized"], images.get("mask"))
     low, high = float(reference.min()), float(reference.max())
     scale = max(high - low, 1e-12)
     kspace = (kspace_log_amplitude((synthesized - low) / scale) - kspace_log_amplitude((reference - low) / scale)).abs()
@@ -87,14 +100,45 @@ def _case_figure(images: Mapping[str, torch.Tensor]) -> tuple[str, str]:
 
 
 def _ranking_metric(summary: Mapping[str, Any]) -> tuple[str, bool] | None:
-    metrics = summary["metrics"]
-    for name, entry in metrics.items():
-        if name == "kcross" and entry["n"]:
-            return name, True
-    for name, entry in metrics.items():
-        if entry["n"]:
-            return name, entry["direction"] == "higher is better"
+    """The metric the worst cases are ranked by: the first scored one with an ideal value and a bounded range
+    (identical images reach it), else the first with an ideal value, else the first scored (K-CROSS included)."""
+    from ..registry import get_metric_info
+
+    scored = [name for name, entry in summary["metrics"].items() if entry["n"]]
+    infos = {name: get_metric_info(name) for name in scored if name != "kcross"}
+    for usable in (
+        lambda info: info.ideal is not None and all(np.isfinite(info.value_range)),
+        lambda info: info.ideal is not None,
+    ):
+        for name, info in infos.items():
+            if usable(info):
+                return name, info.higher_is_better
+    if scored:
+        return scored[0], summary["metrics"][scored[0]]["direction"] == "higher is better"
     return None
+
+
+def _problems(parts: list[str], summary: Mapping[str, Any]) -> None:
+    """Lists of what was not scored: failed cases, NaN values with reasons, unpaired files, exact copies."""
+    sections = [
+        ("Cases that could not be scored", list(summary["failed"].values())),
+        (
+            "Values that could not be computed (NaN)",
+            [
+                f"{case}: {m}: {why}"
+                for case, reasons in summary.get("not_scored", {}).items()
+                for m, why in reasons.items()
+            ],
+        ),
+        ("References without a synthesized image", summary.get("unpaired", {}).get("reference", [])),
+        ("Synthesized images without a reference", summary.get("unpaired", {}).get("synthesized", [])),
+        ("Exact copies of the reference (left out of the worst cases)", summary.get("identical", [])),
+    ]
+    for title, items in sections:
+        if items:
+            parts.append(f"<h3>{title} ({len(items)})</h3><ul>")
+            parts += [f"<li>{html.escape(str(item))}</li>" for item in items]
+            parts.append("</ul>")
 
 
 def _number(value: Any) -> str:
@@ -126,7 +170,9 @@ def write_report(
         "<style>body{font-family:sans-serif;max-width:1250px;margin:auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style></head><body>",
         f"<h1>monai-kcross scoring report</h1><p>{summary['n_cases']} cases scored with monai-kcross "
-        f"{html.escape(str(summary.get('monai_kcross', '')))}; {len(summary['failed'])} could not be scored.</p>",
+        f"{html.escape(str(summary.get('monai_kcross', '')))}; {len(summary['failed'])} could not be scored, "
+        f"{sum(map(len, summary.get('not_scored', {}).values()))} value(s) are NaN, "
+        f"{sum(map(len, summary.get('unpaired', {}).values()))} file(s) unpaired.</p>",
         "<h2>Summary</h2><table><tr><th>metric</th><th>direction</th><th>n</th><th>mean</th><th>std</th>"
         "<th>median</th><th>95 % CI of the mean</th></tr>",
     ]
@@ -142,16 +188,18 @@ def write_report(
         parts.append("<h3>Skipped metrics</h3><ul>")
         parts += [f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in summary["skipped_metrics"].items()]
         parts.append("</ul>")
-    if summary["failed"]:
-        parts.append("<h3>Cases that could not be scored</h3><ul>")
-        parts += [f"<li>{html.escape(v)}</li>" for v in summary["failed"].values()]
-        parts.append("</ul>")
+    _problems(parts, summary)
     if rows:
         parts.append(f"<h2>Distributions</h2><img src='data:image/png;base64,{_distributions(rows, metrics)}'>")
     ranking = _ranking_metric(summary)
+    copies = set(summary.get("identical", []))
     if ranking is not None and worst > 0:
         name, higher_is_better = ranking
-        values = {r["case"]: r["value"] for r in rows if r["metric"] == name and np.isfinite(r["value"])}
+        values = {
+            r["case"]: r["value"]
+            for r in rows
+            if r["metric"] == name and np.isfinite(r["value"]) and r["case"] not in copies
+        }
         chosen = sorted(values, key=values.get, reverse=higher_is_better)[-worst:][::-1]
         by_name = {case["case"]: case for case in cases}
         parts.append(f"<h2>Worst {len(chosen)} cases by {html.escape(name)}</h2>")

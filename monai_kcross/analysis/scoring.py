@@ -1,14 +1,23 @@
-"""Score folders (or a datalist) of synthesized images against their references with a panel of metrics.
+"""Score synthesized images against their references with a panel of metrics.
 
-The engine behind ``monai-kcross score``: cases are paired by file name, read with MONAI's ``LoadImage``, checked
-for matching geometry, scored with every metric of the panel (the package's baselines and K-CROSS from the
-shipped bundle by default), and written as they finish:
+The engine behind ``monai-kcross score``: cases are found and paired by :mod:`~monai_kcross.analysis.cases`
+(folders, datalists, and the ``simulate``/``nirps``/BraTS/IXI layouts), read with MONAI's ``LoadImage``,
+checked for matching geometry, scored with every metric of the panel (the package's baselines and K-CROSS from
+the shipped bundle by default), and written as they finish:
 
-* ``scores.csv`` -- one row per case and metric (``case, metric, value``), rewritten atomically after each case,
-  so an interrupted run loses nothing and ``resume=True`` continues it;
-* ``summary.json`` -- per metric: mean, std, median, bootstrap 95 % interval of the mean over cases, direction;
-  plus the cases that could not be scored (with the reason) and the metrics that were skipped;
+* ``scores.csv`` -- one row per case and metric (``case, metric, value, note``), rewritten atomically after each
+  case, so an interrupted run loses nothing and ``resume=True`` continues it. A value a metric cannot give for
+  one case (an image too small for its windows, no slice with enough foreground, ...) is ``nan`` with the
+  reason in ``note``; an exact copy of the reference is noted too;
+* ``run.json`` -- the options that define the run (inputs, layout, ``spatial_dims``, network, intensity
+  policy, panel): a resume with other options is refused;
+* ``summary.json`` -- per metric: mean, std, median, bootstrap 95 % interval of the mean over cases, direction,
+  counts of infinite and NaN values; the cases that could not be scored, the (case, metric) values that are
+  NaN with their reasons, the unpaired files, the exact copies and the skipped metrics;
 * ``report.html`` -- see :func:`monai_kcross.analysis.report.write_report`.
+
+``summary.json`` and ``report.html`` are removed before ``scores.csv`` changes and written again when the run
+ends, so they never describe another table than the ``scores.csv`` beside them.
 
 Under ``torch.distributed`` (e.g. ``torchrun`` or ``monai-kcross score --nproc N``) every rank scores every
 ``world_size``-th case and rank 0 merges the per-rank files into the same ``scores.csv`` a single process writes.
@@ -17,6 +26,7 @@ Under ``torch.distributed`` (e.g. ``torchrun`` or ``monai-kcross score --nproc N
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -32,14 +42,20 @@ from tqdm.auto import tqdm
 
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES
+from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases
 
 __all__ = [
     "DEFAULT_PANEL",
+    "IDENTICAL",
     "IMAGE_SUFFIXES",
     "CaseError",
+    "CaseList",
     "ScoreRun",
     "case_name",
+    "check_metrics",
+    "check_output",
     "find_cases",
+    "incomplete",
     "load_case",
     "score_case",
     "score_cases",
@@ -47,127 +63,22 @@ __all__ = [
 ]
 
 DEFAULT_PANEL = (*BASELINES, "kcross")
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm")
 IMAGE_KEYS = ("reference", "synthesized", "source", "mask", "lesion")
-SCORES_HEADER = ("case", "metric", "value")
+SCORES_HEADER = ("case", "metric", "value", "note")
 THIN_VOLUME = 16  # volumes with fewer voxels along an axis are scored slice by slice by default
+IDENTICAL = "synthesized image equals the reference"  # the note of an exact copy
+RUN_FILES = ("summary.json", "report.html", "scores.csv", "run.json")  # removed in this order
 
 
 class CaseError(ValueError):
     """A case that cannot be scored (unreadable file, geometry mismatch); the message names the case."""
 
 
-def case_name(path: str | Path) -> str:
-    """The name a file is paired by: its name without the image suffix (``sub-01_T2w.nii.gz`` -> ``sub-01_T2w``)."""
-    name = Path(path).name
-    for suffix in IMAGE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _image_files(folder: Path, role: str) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{role} folder {folder} not found.")
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        dicom_series = path.is_dir() and any(p.suffix.lower() == ".dcm" for p in path.iterdir())
-        if not (dicom_series or (path.is_file() and case_name(path) != path.name)):
-            continue
-        name = case_name(path)
-        if name in files:
-            raise ValueError(f"{role} folder {folder}: two images named {name!r} ({files[name].name}, {path.name}).")
-        files[name] = path
-    if not files:
-        raise ValueError(f"{role} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)} or DICOM series).")
-    return files
-
-
-def find_cases(
-    reference: str | Path,
-    synthesized: str | Path | None = None,
-    source: str | Path | None = None,
-    mask: str | Path | None = None,
-    lesion: str | Path | None = None,
-    datalist_key: str = "test",
-) -> list[dict[str, str]]:
-    """Cases to score: ``[{"case", "reference", "synthesized"[, "source", "mask", "lesion"]}]`` of file paths.
-
-    Args:
-        reference: folder of reference images, or a JSON datalist whose ``datalist_key`` entries hold
-            ``synthesized``/``reference`` (and optionally ``source``, ``mask`` = evaluation region, ``label`` =
-            lesion mask) paths; see :func:`~monai_kcross.data.read_pair_datalist`.
-        synthesized: folder of synthesized images paired with the references by :func:`case_name`; required with
-            a reference folder; with a datalist it replaces the listed ``synthesized`` paths (paired by the
-            references' names).
-        source: folder of source-contrast images (K-CROSS's structure branch), paired by name.
-        mask: folder of evaluation-region masks (brain masks): the baselines are computed inside them.
-        lesion: folder of lesion masks for K-CROSS (otherwise its segmenter predicts them).
-        datalist_key: list of the datalist to read.
-
-    Raises:
-        FileNotFoundError: a folder or a listed file is missing.
-        ValueError: no images, synthesized images without a reference, or a case missing from ``source``,
-            ``mask`` or ``lesion`` (the first names are given).
-    """
-    reference = Path(reference)
-    if reference.is_file() and reference.suffix.lower() == ".json":
-        from ..data.readers import read_pair_datalist
-
-        entries = read_pair_datalist(reference, datalist_key, required=("reference",))
-        cases = []
-        for entry in entries:
-            case = {"case": case_name(entry["reference"]), "reference": entry["reference"]}
-            for key, target in (("synthesized", "synthesized"), ("source", "source"), ("mask", "mask")):
-                if key in entry:
-                    case[target] = entry[key]
-            if "label" in entry:
-                case["lesion"] = entry["label"]
-            cases.append(case)
-        names = [c["case"] for c in cases]
-        if len(set(names)) != len(names):  # same file name in different folders: name cases by entry number
-            for number, case in enumerate(cases):
-                case["case"] = f"{number:05d}_{case['case']}"
-        if synthesized is None and any("synthesized" not in c for c in cases):
-            raise ValueError(f"datalist {reference}: entries without 'synthesized'; pass a synthesized folder.")
-        folders = {"synthesized": synthesized, "source": source, "mask": mask, "lesion": lesion}
-    else:
-        if synthesized is None:
-            raise ValueError("a synthesized folder is needed with a reference folder.")
-        references = _image_files(reference, "reference")
-        cases = [{"case": name, "reference": str(path)} for name, path in references.items()]
-        folders = {"synthesized": synthesized, "source": source, "mask": mask, "lesion": lesion}
-    for key, folder in folders.items():
-        if folder is None:
-            continue
-        files = _image_files(Path(folder), key)
-        by_reference = {case_name(c["reference"]): c for c in cases}
-        missing = [name for name in by_reference if name not in files]
-        if key == "synthesized":
-            orphans = [name for name in files if name not in by_reference]
-            if orphans:
-                raise ValueError(
-                    f"synthesized images without a reference in {reference}: {', '.join(orphans[:5])}"
-                    + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
-                    + "; images are paired by file name."
-                )
-            cases = [c for c in cases if case_name(c["reference"]) in files]
-        elif missing:
-            raise ValueError(f"{key} folder {folder} has no image for case(s) {', '.join(missing[:5])}.")
-        for case in cases:
-            name = case_name(case["reference"])
-            if name in files:
-                case[key] = str(files[name])
-    if not cases:
-        raise ValueError(f"no case to score: no synthesized image matches a reference in {reference}.")
-    return cases
-
-
 def _read(path: str, loader: Any, key: str, case: str) -> Any:
     try:
         return loader(path)
     except Exception as error:  # readers raise many types; the message must name the file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = _first_line(error)
         hint = " (MHA/NRRD/DICOM need ITK: pip install itk)" if not path.lower().endswith((".nii", ".nii.gz")) else ""
         raise CaseError(f"case {case}: cannot read {key} {path}: {reason}{hint}") from error
 
@@ -232,6 +143,7 @@ def score_case(
     device: str | torch.device = "cpu",
     network: Any = None,
     min_foreground: float = 0.05,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Every metric of the panel on one case: ``{metric: value}`` (mean over channels, and over slices in 2-D mode).
 
@@ -246,6 +158,13 @@ def score_case(
         device: where to compute.
         network: K-CROSS network (``None``: the shipped bundle).
         min_foreground: smallest foreground fraction of a scored slice (2-D mode on volumes).
+        reasons: if given, a metric unfit for this case (its ``ValueError`` or ``RuntimeError``, e.g. an image
+            smaller than its windows) or giving NaN scores ``nan`` and ``reasons[metric]`` says why; the other
+            metrics are kept. Without it such errors propagate.
+
+    Raises:
+        CaseError: 2-D mode on a volume without a slice holding enough foreground.
+        ValueError: bad ``spatial_dims``; without ``reasons``, a metric unfit for the case.
     """
     device = torch.device(device)
     tensors = {key: torch.as_tensor(value).as_subclass(torch.Tensor).float() for key, value in images.items()}
@@ -274,26 +193,47 @@ def score_case(
     mask = batch["mask"][:, :1] > 0 if "mask" in batch else None
     scores: dict[str, float] = {}
     for name in metrics:
-        if name == "kcross":
-            from ..metrics.kcross import kcross
-
-            branches = ("complex", "structure", "tumour") if "source" in batch else ("complex", "tumour")
-            lesion = batch["lesion"][:, :1] > 0 if "lesion" in batch else None
-            values = kcross(
-                batch["synthesized"],
-                batch["reference"],
-                batch.get("source"),
-                lesion,
-                network=network,
-                branches=branches,
-                spatial_dims=2 if batch["reference"].ndim == 4 else 3,
-                data_range=options_range,
-            )
-        else:
-            options = default_options(name, tuple(batch["reference"].shape[2:]), data_range=options_range)
-            values = get_metric_info(name).function(batch["synthesized"], batch["reference"], mask=mask, **options)
+        try:
+            values = _metric_values(name, batch, mask, network, options_range)
+        except (ValueError, RuntimeError) as error:
+            if reasons is None or isinstance(error, torch.cuda.OutOfMemoryError):
+                raise
+            scores[name] = float("nan")
+            reasons[name] = _first_line(error)
+            continue
         scores[name] = float(torch.nanmean(values.double()).cpu())
+        if reasons is not None and np.isnan(scores[name]):
+            reasons[name] = (
+                "K-CROSS found no slice with enough reference foreground to score (it skips nearly empty slices)"
+                if name == "kcross"
+                else f"{name} gave NaN (e.g. an empty mask)"
+            )
     return scores
+
+
+def _metric_values(name: str, batch: Mapping[str, torch.Tensor], mask, network, data_range) -> torch.Tensor:
+    if name == "kcross":
+        from ..metrics.kcross import kcross
+
+        branches = ("complex", "structure", "tumour") if "source" in batch else ("complex", "tumour")
+        lesion = batch["lesion"][:, :1] > 0 if "lesion" in batch else None
+        return kcross(
+            batch["synthesized"],
+            batch["reference"],
+            batch.get("source"),
+            lesion,
+            network=network,
+            branches=branches,
+            spatial_dims=2 if batch["reference"].ndim == 4 else 3,
+            data_range=data_range,
+        )
+    options = default_options(name, tuple(batch["reference"].shape[2:]), data_range=data_range)
+    return get_metric_info(name).function(batch["synthesized"], batch["reference"], mask=mask, **options)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass
@@ -308,6 +248,7 @@ class ScoreRun:
     failed: dict[str, str] = field(default_factory=dict)
     skipped_metrics: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    unpaired: dict[str, list[str]] = field(default_factory=dict)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -321,7 +262,7 @@ def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SCORES_HEADER)
-    writer.writerows((row["case"], row["metric"], repr(float(row["value"]))) for row in rows)
+    writer.writerows((r["case"], r["metric"], repr(float(r["value"])), r.get("note", "")) for r in rows)
     return buffer.getvalue()
 
 
@@ -332,16 +273,25 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             try:
-                rows.append({"case": row["case"], "metric": row["metric"], "value": float(row["value"])})
+                value = float(row["value"])
+                note = row.get("note") or ""
+                rows.append({"case": row["case"], "metric": row["metric"], "value": value, "note": note})
             except (KeyError, TypeError, ValueError):
                 continue  # a torn line of an interrupted write
     return rows
 
 
-def _check_metrics(metrics: Sequence[str]) -> list[str]:
+def check_metrics(metrics: Sequence[str]) -> list[str]:
+    """Registry names of ``metrics`` (and ``"kcross"``); an unknown name raises a ``ValueError`` listing all."""
+    from ..registry import list_metrics
+
     names = []
     for name in metrics:
-        names.append("kcross" if name.strip().lower() == "kcross" else get_metric_info(name).name)
+        try:
+            names.append("kcross" if name.strip().lower() == "kcross" else get_metric_info(name).name)
+        except ValueError:
+            valid = ", ".join([info.name for info in list_metrics()] + ["kcross"])
+            raise ValueError(f"unknown metric {name!r}; valid metrics: {valid}.") from None
     if len(set(names)) != len(names):
         raise ValueError(f"metrics listed twice: {names}.")
     return names
@@ -350,14 +300,10 @@ def _check_metrics(metrics: Sequence[str]) -> list[str]:
 def _probe(
     metrics: list[str], first: Mapping[str, torch.Tensor], spatial_dims, device, network
 ) -> tuple[list, dict[str, str]]:
-    """Drop metrics whose weights are missing (deep baselines), with the reason; K-CROSS weights must exist."""
+    """Drop metrics whose weights are missing or unreadable (deep baselines), with the reason."""
     kept, skipped = [], {}
     for name in metrics:
-        if name == "kcross":
-            kept.append(name)
-            continue
-        info = get_metric_info(name)
-        if not info.needs_weights:
+        if name == "kcross" or not get_metric_info(name).needs_weights:
             kept.append(name)
             continue
         try:
@@ -365,9 +311,133 @@ def _probe(
             kept.append(name)
         except FileNotFoundError as error:
             skipped[name] = str(error).split(";")[0]
-        except Exception:  # any other problem shows up when the case itself is scored
+        except ValueError as error:  # an unreadable weight file (WeightFileError) or weights of another network
+            skipped[name] = _first_line(error)
+        except Exception:  # any other problem shows up, with its reason, when the cases are scored
             kept.append(name)
     return kept, skipped
+
+
+def check_output(out: str | Path, resume: bool = False, overwrite: bool = False) -> bool:
+    """Check that ``out`` can take a scoring run; return whether it holds one (scores, summary, run.json, parts).
+
+    Raises:
+        ValueError: ``out`` (or a folder above it) is a file.
+        FileExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
+    """
+    out = Path(out)
+    for folder in (out, *out.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(
+                f"--out {out}: {folder} is a file; give a folder (created if missing) for scores.csv, summary.json "
+                "and report.html."
+            )
+    existing = out.is_dir() and (
+        any((out / name).exists() for name in RUN_FILES) or any((out / "parts").glob("rank*.csv"))
+    )
+    if existing and not (resume or overwrite):
+        raise FileExistsError(
+            f"{out} holds a scoring run: continue it with --resume (resume=True) or start again with --overwrite."
+        )
+    return existing
+
+
+def _load_network(network: Any, device: torch.device) -> torch.nn.Module:
+    """The K-CROSS network; a file that is not a K-CROSS checkpoint raises one ``ValueError`` naming it."""
+    import pickle
+
+    from ..metrics.kcross import load_kcross
+
+    if isinstance(network, torch.nn.Module):
+        return network
+    try:
+        return load_kcross(network, device)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch.load and the checkpoint layout raise many types
+        reason = (
+            "its pickle asks for objects other than tensors, which torch.load(weights_only=True) refuses"
+            if isinstance(error, pickle.UnpicklingError)
+            else _first_line(error)
+        )
+        raise ValueError(
+            f"K-CROSS network {network or 'shipped bundle'} cannot be loaded ({reason}); pass a bundle, a training "
+            "run folder or a model.pt written by `monai-kcross kcross train` or `kcross export`."
+        ) from error
+
+
+def _weights_digest(network: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for key, value in network.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _run_settings(cases: Sequence[Mapping[str, str]], metrics: Sequence[str], spatial_dims, network) -> dict:
+    """What defines a run (compared on resume) and, for the record, the package version and panel."""
+    from .. import __version__
+
+    return {
+        "inputs": dict(getattr(cases, "inputs", {}) or {}),
+        "images": sorted({key for case in cases for key in IMAGE_KEYS if key in case}),
+        "spatial_dims": spatial_dims,
+        "data_range": "reference (each volume's range; 2-D mode: the volume's window for its slices)",
+        "network": _weights_digest(network) if "kcross" in metrics else None,
+        "network_source": str(network) if not isinstance(network, torch.nn.Module) else None,
+        "monai_kcross": __version__,
+    }
+
+
+_RECORD_ONLY = ("network_source", "monai_kcross", "metrics")
+
+
+def _check_same_run(out: Path, settings: Mapping[str, Any]) -> None:
+    """Refuse to resume a run recorded with other options (``run.json``), naming each difference."""
+    path = out / "run.json"
+    if not path.is_file():
+        return  # a run of an earlier version, or interrupted before its first file
+    try:
+        before = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is unreadable ({error}); start again with --overwrite.") from error
+    differences = []
+    for key, now in settings.items():
+        if key in _RECORD_ONLY or (key == "network" and (now is None or before.get(key) is None)):
+            continue
+        if key == "inputs":
+            old_inputs = before.get(key) or {}
+            if not (old_inputs and now):  # a list of cases without a record of how it was found
+                continue
+            pairs = [(f"--{k.replace('_', '-')}", old_inputs.get(k), now.get(k)) for k in {**old_inputs, **now}]
+        else:
+            pairs = [(key if key in ("images", "data_range") else f"--{key.replace('_', '-')}", before.get(key), now)]
+        differences += [f"{name} (was {old}, now {new})" for name, old, new in pairs if old != new]
+    if differences:
+        raise ValueError(
+            f"cannot resume the run in {out}: its options differ ({'; '.join(differences)}). Resume with the same "
+            "options, or start again with --overwrite or another --out."
+        )
+
+
+def _start(out: Path, settings: Mapping[str, Any], keep: bool) -> None:
+    """Prepare ``out``: remove the summary and report first (they would no longer describe ``scores.csv``), and
+    unless ``keep`` (resume) the previous scores, record and part files; then write ``run.json``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES[: 2 if keep else None]:
+            (out / name).unlink(missing_ok=True)
+        if not keep:
+            for stale in (out / "parts").glob("rank*.csv"):
+                stale.unlink()
+        write_atomically(out / "run.json", json.dumps(settings, indent=1) + "\n")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(f"cannot write to --out {out}: {reason}; choose a writable folder.") from error
+
+
+def _plain(image: Any) -> torch.Tensor:
+    return torch.as_tensor(image).as_subclass(torch.Tensor)
 
 
 def score_cases(
@@ -383,94 +453,102 @@ def score_cases(
     report: bool = True,
     worst: int = 3,
 ) -> ScoreRun:
-    """Score every case with every metric and write ``scores.csv``, ``summary.json`` and ``report.html`` to ``out``.
+    """Score every case with every metric and write ``scores.csv``, ``run.json``, ``summary.json`` and
+    ``report.html`` to ``out``.
 
     Args:
-        cases: :func:`find_cases` output.
+        cases: :func:`find_cases` output (its ``unpaired`` files and ``inputs`` are recorded), or a list of
+            ``{"case", "reference", "synthesized"[, ...]}`` dicts.
         out: output folder (created).
         metrics: the panel: registry names and ``"kcross"`` (default: :data:`DEFAULT_PANEL`). Deep baselines
-            whose weights are missing are skipped with the reason in ``summary.json``.
+            whose weights are missing or unreadable are skipped with the reason in ``summary.json``.
         spatial_dims: see :func:`score_case`.
         device: ``"cpu"``, ``"cuda"`` (each rank uses its local GPU under ``torch.distributed``).
         network: K-CROSS network or checkpoint/bundle path (``None``: the shipped bundle).
-        resume: keep the rows already in ``out`` and score only the cases missing a metric.
-        overwrite: start again even if ``out/scores.csv`` exists.
+        resume: keep every row already in ``out`` and score only the (case, metric) pairs missing from it
+            (metrics may be added; rows of metrics left out, or whose weights are gone, are kept). A run
+            recorded in ``run.json`` with other inputs, ``spatial_dims`` or K-CROSS weights is refused.
+        overwrite: start again even if ``out`` holds a run (its summary and report are removed first).
         progress: show a progress bar (rank 0).
         report: write ``report.html`` with plots.
         worst: number of worst cases shown with error and k-space maps in the report.
 
     Raises:
-        FileExistsError: ``out/scores.csv`` exists and neither ``resume`` nor ``overwrite`` is set.
+        FileExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
         FileNotFoundError: the K-CROSS weights are missing.
+        ValueError: an ``out`` that is a file or cannot be written, a resume with other options, an unloadable
+            K-CROSS network, unknown metrics, no case or duplicate case names.
     """
-    from ..metrics.kcross import load_kcross
-
     out = Path(out)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(device)
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
-    scores_path = out / "scores.csv"
-    parts = out / "parts"
-    interrupted_parts = parts.is_dir() and any(parts.glob("rank*.csv"))
-    if (scores_path.exists() or interrupted_parts) and not (resume or overwrite):
-        raise FileExistsError(
-            f"{scores_path} exists: continue that run with --resume (resume=True) or start again with --overwrite."
-        )
-    metrics = _check_metrics(metrics)
+    metrics = check_metrics(metrics)
     if not cases:
         raise ValueError("no case to score.")
     names = [case["case"] for case in cases]
     if len(set(names)) != len(names):
         raise ValueError("case names must be unique.")
-    if "kcross" in metrics and not isinstance(network, torch.nn.Module):
-        network = load_kcross(network, device)
+    existing = check_output(out, resume, overwrite)
+    if "kcross" in metrics:
+        network = _load_network(network, device)
+    settings = _run_settings(cases, metrics, spatial_dims, network)
+    if resume and existing:
+        _check_same_run(out, settings)
+    scores_path, parts = out / "scores.csv", out / "parts"
     if distributed:
         dist.barrier()  # every rank sees the previous run's files before any rank writes
     previous = []
     if resume:
         previous = _read_rows(scores_path) + [r for p in sorted(parts.glob("rank*.csv")) for r in _read_rows(p)]
-    elif rank == 0 and parts.exists():
-        for stale in parts.glob("rank*.csv"):
-            stale.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    if world > 1:
-        parts.mkdir(exist_ok=True)
+    # the panel is decided once, on a synthetic image, so all ranks agree
+    scorable, skipped = _panel(cases, metrics, spatial_dims, device, network)
+    run_metrics = list(dict.fromkeys([*(r["metric"] for r in previous), *scorable]))
+    for name in skipped:
+        if name in run_metrics:
+            skipped[name] += " (its earlier rows are kept; cases without them are not scored)"
+    if rank == 0:
+        _start(out, {**settings, "metrics": run_metrics}, keep=resume)
+        if world > 1:
+            parts.mkdir(exist_ok=True)
     if distributed:
         dist.barrier()
 
-    # the panel is decided once, on the first readable case, so all ranks agree
-    metrics, skipped = _panel(cases, metrics, spatial_dims, device, network)
-    done: dict[str, set[str]] = {}
-    for row in previous:
-        done.setdefault(row["case"], set()).add(row["metric"])
-    complete = {case for case, have in done.items() if set(metrics) <= have}
-    # every previous row of a listed metric is carried (also of incomplete cases) until that case is scored again
-    kept = {(r["case"], r["metric"]): r for r in previous if r["metric"] in metrics}
-    mine = [case for index, case in enumerate(cases) if index % world == rank and case["case"] not in complete]
+    kept = {(r["case"], r["metric"]): r for r in previous}  # every earlier row, whatever the panel is now
+    todo = {name: [m for m in scorable if (name, m) not in kept] for name in names}
+    earlier = {r["case"] for r in previous}
+    resumed = [name for name in names if name in earlier and not todo[name]]
+    mine = [case for index, case in enumerate(cases) if index % world == rank and todo[case["case"]]]
     my_rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     target = scores_path if world == 1 else parts / f"rank{rank}.csv"
     for case in tqdm(mine, desc="scoring", unit="case", disable=not progress or rank != 0):
+        name, reasons = case["case"], {}
         try:
-            values = score_case(load_case(case), metrics, spatial_dims, device, network)
-        except (CaseError, ValueError) as error:  # unreadable, mismatched, or unfit for a metric (message names it)
-            failed[case["case"]] = str(error) if str(error).startswith("case ") else f"case {case['case']}: {error}"
+            images = load_case(case)
+            values = score_case(images, todo[name], spatial_dims, device, network, reasons=reasons)
+        except (CaseError, ValueError) as error:  # unreadable, mismatched, nothing to score in 2-D
+            failed[name] = str(error) if str(error).startswith("case ") else f"case {name}: {error}"
             continue
-        my_rows += [{"case": case["case"], "metric": name, "value": values[name]} for name in metrics]
+        copy = IDENTICAL if torch.equal(_plain(images["reference"]), _plain(images["synthesized"])) else ""
+        for metric in todo[name]:
+            note = "; ".join(text for text in (reasons.get(metric, ""), copy) if text)
+            my_rows.append({"case": name, "metric": metric, "value": values[metric], "note": note})
         carried = kept if rank == 0 else {}  # rank 0's file carries the previous rows, so nothing is lost
         written = list({**carried, **{(r["case"], r["metric"]): r for r in my_rows}}.values())
-        write_atomically(target, _csv_text(_ordered(written, names, metrics)))
+        write_atomically(target, _csv_text(_ordered(written, names, run_metrics)))
     if distributed:
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, (my_rows, failed))
         my_rows = [row for rows, _ in gathered for row in rows]
         failed = {k: v for _, f in gathered for k, v in f.items()}
-    rows = _ordered(list({**kept, **{(r["case"], r["metric"]): r for r in my_rows}}.values()), names, metrics)
-    run = ScoreRun(out, rows, metrics, [r for r in names if r not in complete and r not in failed], sorted(complete))
-    run.failed, run.skipped_metrics = failed, skipped
-    run.summary = summarise(rows, metrics, failed, skipped, resumed=len(complete))
+    rows = _ordered(list({**kept, **{(r["case"], r["metric"]): r for r in my_rows}}.values()), names, run_metrics)
+    unpaired = dict(getattr(cases, "unpaired", {}) or {})
+    scored = [name for name in names if todo[name] and name not in failed]
+    run = ScoreRun(out, rows, run_metrics, scored, resumed, failed, skipped, unpaired=unpaired)
+    run.summary = summarise(rows, run_metrics, failed, skipped, resumed=len(resumed), unpaired=unpaired)
     if rank == 0:
         write_atomically(scores_path, _csv_text(rows))
         for part in parts.glob("rank*.csv") if parts.exists() else []:
@@ -510,12 +588,15 @@ def summarise(
     skipped: Mapping[str, str] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    unpaired: Mapping[str, Sequence[str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Per-metric mean, std, median and a percentile-bootstrap 95 % interval of the mean over cases.
 
-    Non-finite values (e.g. PSNR of identical images) are counted in ``n_infinite`` and left out of the
-    statistics; JSON gets ``null`` where a statistic is undefined.
+    Non-finite values (e.g. PSNR of identical images) are counted in ``n_infinite`` and ``n_nan`` and left out
+    of the statistics; JSON gets ``null`` where a statistic is undefined. Also: ``failed`` cases,
+    ``not_scored`` (``{case: {metric: reason}}`` of the NaN values, reasons from the rows' ``note``),
+    ``unpaired`` files, ``identical`` cases (exact copies of the reference) and ``skipped_metrics``.
     """
     from .. import __version__
 
@@ -543,7 +624,28 @@ def summarise(
                 "ci95": [_finite_or_none(low), _finite_or_none(high)],
             }
         summary["metrics"][name] = entry
+    not_scored: dict[str, dict[str, str]] = {}
+    identical: list[str] = []
+    for row in rows:
+        notes = [text for text in str(row.get("note", "")).split("; ") if text]
+        if IDENTICAL in notes and row["case"] not in identical:
+            identical.append(row["case"])
+        if np.isnan(row["value"]):
+            reason = "; ".join(text for text in notes if text != IDENTICAL) or "NaN (no reason recorded)"
+            not_scored.setdefault(row["case"], {})[row["metric"]] = reason
     summary["n_cases"] = len({r["case"] for r in rows})
     summary["failed"] = dict(failed or {})
+    summary["not_scored"] = not_scored
+    summary["unpaired"] = {
+        "reference": list((unpaired or {}).get("reference", [])),
+        "synthesized": list((unpaired or {}).get("synthesized", [])),
+    }
+    summary["identical"] = identical
     summary["skipped_metrics"] = dict(skipped or {})
     return summary
+
+
+def incomplete(summary: Mapping[str, Any]) -> bool:
+    """Whether a run left something unscored: failed cases, NaN values, or unpaired files (exit code 3)."""
+    unpaired = summary.get("unpaired") or {}
+    return bool(summary.get("failed") or summary.get("not_scored") or any(unpaired.values()))

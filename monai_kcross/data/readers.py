@@ -192,7 +192,7 @@ def _score(text: str, path: Path, number: int) -> float:
     return float(text)
 
 
-PAIR_KEYS = ("synthesized", "reference", "source", "label", "mask")
+PAIR_KEYS = ("synthesized", "reference", "source", "label", "mask", "brain")
 
 
 def read_pair_datalist(
@@ -200,41 +200,67 @@ def read_pair_datalist(
     key: str = "test",
     base_dir: str | Path | None = None,
     required: Sequence[str] = ("synthesized", "reference"),
+    image_keys: Sequence[str] = PAIR_KEYS,
 ) -> list[dict[str, Any]]:
     """Image pairs to score from a JSON datalist ``{key: [{"synthesized", "reference"[, "source", "label"]}]}``.
 
     A NIRPS-style datalist (``monai_kcross.data.nirps``) is one; a plain list of such dicts is accepted too.
-    Relative paths of the image keys (``synthesized``, ``reference``, ``source``, ``label`` = lesion mask) are
-    resolved against ``base_dir`` (default: the datalist's folder); other fields are kept as they are.
+    Relative paths of the ``image_keys`` (default: ``synthesized``, ``reference``, ``source``, ``label`` = lesion
+    mask, ``mask`` and ``brain`` = evaluation region) are resolved against ``base_dir`` (default: the datalist's
+    folder); other fields are kept as they are. ``key="all"`` reads every list of the datalist in turn (unless
+    it has a list named ``all``).
 
     Raises:
         FileNotFoundError: the datalist or a listed image is missing (the first missing file is named).
-        ValueError: unreadable JSON, a missing ``key``, or an entry without the ``required`` keys.
+        ValueError: unreadable JSON, a missing or empty ``key`` (the non-empty lists are named), an entry that is
+            not an object, an image path that is not a string, or an entry without the ``required`` keys.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"datalist {path} not found.")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"datalist {path} is not valid JSON: {error}.") from error
+    lists = {}  # the lists of entries (a NIRPS datalist also holds lists of names)
     if isinstance(data, dict):
-        if key not in data:
-            raise ValueError(f"datalist {path} has no {key!r} list; keys: {sorted(data)}.")
-        data = data[key]
+        lists = {k: v for k, v in data.items() if isinstance(v, list) and v and all(isinstance(e, dict) for e in v)}
+    if isinstance(data, dict):
+        if key == "all" and key not in data:
+            data = [entry for entries in lists.values() for entry in entries]
+        elif key not in data:
+            raise ValueError(f"datalist {path} has no {key!r} list; lists of entries: {', '.join(lists) or 'none'}.")
+        else:
+            data = data[key]
+    if not isinstance(data, list):
+        raise ValueError(f"datalist {path}: {key!r} is not a list of entries.")
     root = Path(base_dir) if base_dir is not None else path.parent
     entries = []
     for number, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise ValueError(
+                f"datalist {path}, entry {number} of {key!r} is {entry!r}, not an object of image paths such as "
+                '{"reference": "ref/case1.nii.gz", "synthesized": "syn/case1.nii.gz"}.'
+            )
         missing = [k for k in required if k not in entry]
         if missing:
             raise ValueError(f"datalist {path}, entry {number}: missing {missing}.")
         resolved = dict(entry)
-        for k in PAIR_KEYS:
-            if k in entry:
-                resolved[k] = str(root / entry[k])
-                if not Path(resolved[k]).is_file():
-                    raise FileNotFoundError(f"datalist {path}, entry {number}: {k} file {resolved[k]} not found.")
+        for k in image_keys:
+            if k not in entry:
+                continue
+            if not isinstance(entry[k], str):
+                raise ValueError(f"datalist {path}, entry {number}: {k} is {entry[k]!r}, not a file path.")
+            resolved[k] = str(root / entry[k])
+            if not Path(resolved[k]).is_file():
+                raise FileNotFoundError(f"datalist {path}, entry {number}: {k} file {resolved[k]} not found.")
         entries.append(resolved)
     if not entries:
-        raise ValueError(f"datalist {path}: {key!r} is empty.")
+        filled = [f"{k} ({len(v)})" for k, v in lists.items()]
+        hint = (
+            f"; lists with entries: {', '.join(filled)} (choose one with --datalist-key or key=, or 'all')"
+            if filled
+            else ""
+        )
+        raise ValueError(f"datalist {path}: {key!r} is empty{hint}.")
     return entries

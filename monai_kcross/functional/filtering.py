@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "correlate2d_valid",
+    "correlate_axis",
     "filter2d_same",
     "gaussian_blur",
     "gaussian_kernel1d",
@@ -53,18 +56,74 @@ def window_1d(kernel_type: str, size: int, sigma: float) -> torch.Tensor:
     raise ValueError(f"kernel_type must be 'gaussian' or 'uniform', got {kernel_type!r}.")
 
 
-def shift_filter_axis(x: torch.Tensor, axis: int, taps: Sequence[float]) -> torch.Tensor:
+def shift_filter_axis(x: torch.Tensor, axis: int, taps: Sequence[float], stride: int = 1) -> torch.Tensor:
     """Valid correlation along ``axis`` as a sum of ``len(taps)`` shifted, scaled views of ``x``.
 
-    Costs ``k`` multiply-adds per output instead of the ``n`` of a dense band product; it is the faster choice
-    for blocks of data that fit in cache (the chunks of the SSIM pipeline). ``x`` may be non-contiguous.
+    Costs one multiply-add per non-zero tap and output instead of the ``n`` of a dense band product or the
+    im2col copy of a convolution; it is the faster choice for blocks of data that fit in cache (the chunks of
+    the SSIM pipeline, 2-D images). ``x`` may be non-contiguous. ``stride`` keeps every ``stride``-th output
+    (the first one included) and computes only those.
     """
     axis = axis % x.ndim
     length = x.shape[axis] - len(taps) + 1
-    result = x.narrow(axis, 0, length) * taps[0]
-    for offset in range(1, len(taps)):
-        result.add_(x.narrow(axis, offset, length), alpha=taps[offset])
+    if length < 1:
+        raise ValueError(f"a {len(taps)}-tap filter needs at least {len(taps)} samples, got {x.shape[axis]}.")
+    count = (length - 1) // stride + 1
+    index: list[slice] = [slice(None)] * x.ndim
+
+    def shifted(offset: int) -> torch.Tensor:
+        if stride == 1:
+            return x.narrow(axis, offset, length)
+        index[axis] = slice(offset, offset + (count - 1) * stride + 1, stride)
+        return x[tuple(index)]
+
+    nonzero = [(offset, float(tap)) for offset, tap in enumerate(taps) if tap != 0]
+    if not nonzero:
+        return torch.zeros_like(shifted(0))
+    result = shifted(nonzero[0][0]) * nonzero[0][1]
+    for offset, tap in nonzero[1:]:
+        result.add_(shifted(offset), alpha=tap)
     return result
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_plan(kernel: tuple[tuple[float, ...], ...]) -> tuple[str, tuple]:
+    """How to apply a 2-D kernel by shifted multiply-adds: ``("separable", (column taps, row taps))`` for a
+    rank-1 kernel (Gaussian, binomial, box, Prewitt, Haar), else ``("sparse", ((row, column, tap), ...))``."""
+    bank = torch.tensor(kernel, dtype=torch.float64)
+    taps = [(i, j, w) for i, row in enumerate(kernel) for j, w in enumerate(row) if w != 0]
+    i, j = divmod(int(bank.abs().argmax()), bank.shape[1])
+    pivot = float(bank[i, j])
+    if pivot != 0:
+        column, row = bank[:, j], bank[i, :] / pivot
+        exact = torch.allclose(torch.outer(column, row), bank, rtol=0, atol=1e-14 * abs(pivot))
+        separable_cost = int((column != 0).sum()) + int((row != 0).sum())
+        if exact and separable_cost < len(taps):
+            return "separable", (tuple(column.tolist()), tuple(row.tolist()))
+    return "sparse", tuple(taps)
+
+
+def correlate2d_valid(x: torch.Tensor, kernel: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """'Valid' 2-D correlation of the last two axes of ``x`` with ``kernel`` ``(kh, kw)``, by shifted
+    multiply-adds (separable kernels axis by axis); ``stride`` keeps every ``stride``-th output per axis.
+
+    Output ``(i, j)`` is ``sum_{a, b} kernel[a, b] * x[..., stride * i + a, stride * j + b]``. The kernel's
+    values are read once and cached (kernels are small constants).
+    """
+    plan, data = _kernel_plan(tuple(map(tuple, kernel.detach().to("cpu", torch.float64).tolist())))
+    if plan == "separable":
+        column, row = data
+        return shift_filter_axis(shift_filter_axis(x, -1, row, stride), -2, column, stride)
+    kh, kw = kernel.shape[-2:]
+    rows = (x.shape[-2] - kh) // stride + 1
+    cols = (x.shape[-1] - kw) // stride + 1
+    if rows < 1 or cols < 1:
+        raise ValueError(f"a {kh}x{kw} kernel needs an image of at least that size, got {tuple(x.shape[-2:])}.")
+    result = None
+    for a, b, tap in data:
+        view = x[..., a : a + (rows - 1) * stride + 1 : stride, b : b + (cols - 1) * stride + 1 : stride]
+        result = view * tap if result is None else result.add_(view, alpha=tap)
+    return torch.zeros_like(x[..., :rows, :cols]) if result is None else result
 
 
 def halve2d(x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +141,33 @@ def _symmetric_index(length: int, before: int, after: int, device: torch.device)
     period = 2 * length
     positions = positions % period
     return torch.where(positions >= length, period - 1 - positions, positions)
+
+
+def correlate_axis(x: torch.Tensor, axis: int, taps: Sequence[float], padding: str = "symmetric") -> torch.Tensor:
+    """Same-size correlation of ``x`` with the odd-length, centred window ``taps`` along ``axis``.
+
+    Args:
+        x: any tensor.
+        axis: the axis filtered.
+        taps: ``2r + 1`` weights; output ``i`` is ``sum_k taps[k] * x[i + k - r]``.
+        padding: ``"symmetric"`` (mirror including the edge voxel, ``b a | a b c | c b``: MATLAB 'symmetric',
+            ``scipy.ndimage`` 'reflect'), ``"zeros"`` or ``"replicate"``.
+    """
+    if len(taps) % 2 != 1:
+        raise ValueError(f"correlate_axis needs an odd number of taps, got {len(taps)}.")
+    radius = len(taps) // 2
+    axis = axis % x.ndim
+    if padding == "symmetric":
+        padded = x.index_select(axis, _symmetric_index(x.shape[axis], radius, radius, x.device))
+    elif padding in ("zeros", "replicate"):
+        moved = x.movedim(axis, -1)
+        shape = moved.shape
+        flat = moved.reshape(-1, 1, shape[-1])
+        flat = F.pad(flat, (radius, radius), mode="constant" if padding == "zeros" else "replicate")
+        padded = flat.reshape(*shape[:-1], shape[-1] + 2 * radius).movedim(-1, axis)
+    else:
+        raise ValueError(f"unknown padding mode {padding!r}")
+    return shift_filter_axis(padded, axis, list(taps))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float | Sequence[float], axes: Sequence[int]) -> torch.Tensor:
@@ -115,30 +201,33 @@ def pad2d(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.
 
 
 def filter2d_same(
-    x: torch.Tensor, kernels: torch.Tensor, convolve: bool = False, padding: str = "zeros"
+    x: torch.Tensor, kernels: torch.Tensor, convolve: bool = False, padding: str = "zeros", stride: int = 1
 ) -> torch.Tensor:
     """Filter every channel of ``x`` ``(N, C, H, W)`` with each 2-D kernel, keeping the size ('same').
 
     Alignment follows MATLAB: output ``(i, j)`` is centred on kernel element ``((kh - 1) // 2, (kw - 1) // 2)``,
     which also fixes where even-sized kernels sit. ``convolve=True`` flips the kernels (``conv2``), otherwise
-    they are correlated (``imfilter``).
+    they are correlated (``imfilter``). The filtering is done by shifted multiply-adds
+    (:func:`correlate2d_valid`), many times faster on CPU than single-channel ``conv2d`` for these small
+    separable or sparse kernels.
 
     Args:
         x: images ``(N, C, H, W)``.
         kernels: ``(K, kh, kw)`` or ``(kh, kw)``.
         convolve: flip the kernels first.
         padding: ``"zeros"``, ``"replicate"`` or ``"symmetric"``.
+        stride: keep (and compute) only every ``stride``-th row and column, starting with the first
+            (MATLAB's ``y(1:stride:end, 1:stride:end)``).
 
     Returns:
-        ``(N, C, K, H, W)`` (or ``(N, C, H, W)`` for a single 2-D kernel).
+        ``(N, C, K, H', W')`` (or ``(N, C, H', W')`` for a single 2-D kernel), ``H' = ceil(H / stride)``.
     """
     single = kernels.ndim == 2
-    kernels = kernels.reshape(-1, *kernels.shape[-2:]).to(dtype=x.dtype, device=x.device)
+    bank = kernels.detach().reshape(-1, *kernels.shape[-2:])
     if convolve:
-        kernels = kernels.flip(-2, -1)
-    kh, kw = kernels.shape[-2:]
+        bank = bank.flip(-2, -1)
+    kh, kw = bank.shape[-2:]
     top, left = (kh - 1) // 2, (kw - 1) // 2
-    n, c, h, w = x.shape
-    padded = pad2d(x.reshape(n * c, 1, h, w), (left, kw - 1 - left, top, kh - 1 - top), padding)
-    out = F.conv2d(padded, kernels.unsqueeze(1)).view(n, c, -1, h, w)
-    return out[:, :, 0] if single else out
+    padded = pad2d(x, (left, kw - 1 - left, top, kh - 1 - top), padding)
+    outputs = [correlate2d_valid(padded, kernel, stride) for kernel in bank]
+    return outputs[0] if single else torch.stack(outputs, dim=2)

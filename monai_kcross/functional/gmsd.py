@@ -19,10 +19,12 @@ from collections.abc import Sequence
 
 import torch
 
-from .filtering import filter2d_same, halve2d
+from .feature_maps import gradient_magnitude
+from .filtering import halve2d
 from .intensity import DataRange
 from .masking import pool_weights, weighted_std
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["MS_GMSD_WEIGHTS", "gmsd", "ms_gmsd"]
 
@@ -30,18 +32,9 @@ MS_GMSD_WEIGHTS = (0.096, 0.596, 0.289, 0.019)
 _T_UNIT = 170.0 / 255.0**2
 
 
-def _prewitt() -> torch.Tensor:
-    horizontal = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64) / 3
-    return torch.stack([horizontal, horizontal.T])
-
-
-def _gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
-    return filter2d_same(x, _prewitt(), convolve=True).square().sum(dim=2).sqrt()
-
-
 def _deviation(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, t: float, alpha: float) -> torch.Tensor:
     """Weighted population std of the gradient-magnitude similarity map; ``(N, C)``, NaN for empty weights."""
-    mx, my = _gradient_magnitude(x), _gradient_magnitude(y)
+    mx, my = gradient_magnitude(x, "prewitt"), gradient_magnitude(y, "prewitt")
     cross = mx * my
     gms = (2 * cross - alpha * cross + t) / (mx.square() + my.square() - alpha * cross + t)
     return weighted_std(gms, weights, empty_mask="nan")
@@ -118,7 +111,7 @@ def ms_gmsd(
                 x, y_ = halve2d(x), halve2d(y_)
                 weights = None if weights is None else pool_weights(weights)
             total = total + weight * _deviation(x, y_, weights, t, alpha).square()
-        return total.sqrt()
+        return safe_sqrt(total)
 
     min_size = 2 ** weights_t.numel() + 1
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "ms_gmsd", min_size)

@@ -11,11 +11,13 @@ term of the paper applies to RGB photographs only). Volumes are scored slice-wis
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .filtering import filter2d_same, halve2d
 from .intensity import DataRange
-from .masking import pool_weights
+from .masking import nan_where_empty, pool_weights
 from .planar import planar_metric
 
 __all__ = ["haarpsi"]
@@ -23,6 +25,7 @@ __all__ = ["haarpsi"]
 _SCALES = 3
 
 
+@functools.lru_cache(maxsize=1)
 def _haar_filters() -> torch.Tensor:
     """Vertical and horizontal Haar filters per scale: ``(2 * scales, 8, 8)``, zero-embedded top-left."""
     bank = torch.zeros(2 * _SCALES, 2**_SCALES, 2**_SCALES, dtype=torch.float64)
@@ -52,7 +55,7 @@ def _haarpsi_core(
     if subsample:
         x, y = halve2d(x), halve2d(y)
         weights = None if weights is None else pool_weights(weights)
-    coeff_x, coeff_y = _haar_coefficients(x).abs(), _haar_coefficients(y).abs()
+    coeff_x, coeff_y = _haar_coefficients(torch.cat((x, y))).abs().chunk(2)  # both images in one pass
     orientation_weights = []
     similarities = []
     for orientation in range(2):
@@ -66,14 +69,13 @@ def _haarpsi_core(
     if weights is not None:
         w = w * weights.unsqueeze(2)
     total = w.sum(dim=(2, 3, 4))
-    pooled = (torch.sigmoid(alpha * s) * w).sum(dim=(2, 3, 4)) / total
-    score = (torch.logit(pooled) / alpha).square()
-    # no Haar structure in either image (e.g. two all-zero background slices): nothing differs
-    score = torch.where(total > 0, score, torch.ones_like(score))
-    if weights is not None:
-        region = weights.sum(dim=(-2, -1)).expand_as(score)
-        score = torch.where(region > 0, score, torch.full_like(score, float("nan")))
-    return score
+    # no Haar structure in either image (e.g. two all-zero background slices): nothing differs, the score is
+    # 1; the division is kept away from 0 / 0 there so that no NaN enters the gradient
+    structured = total > 0
+    pooled = (torch.sigmoid(alpha * s) * w).sum(dim=(2, 3, 4)) / torch.where(structured, total, torch.ones_like(total))
+    pooled = torch.where(structured, pooled, torch.full_like(pooled, 0.5))
+    score = torch.where(structured, (torch.logit(pooled) / alpha).square(), torch.ones_like(pooled))
+    return nan_where_empty(score, weights)
 
 
 def haarpsi(

@@ -8,7 +8,8 @@ no Python loop over images, any device:
 * :func:`match_histogram` maps a ``source`` image onto the intensities of a ``reference`` at the same quantile.
   For ``source = g(reference)`` with ``g`` strictly increasing (scale, offset, gamma, a window without
   clipping) it returns the reference **exactly** (up to values that floating-point rounding of the map merges
-  into ties); a voxel of a tied group takes the reference value at the group's middle rank. This is the monotone intensity harmonisation of K-CROSS's front end.
+  into ties); a voxel of a tied group takes the reference value at the group's middle rank. This is the monotone
+  intensity harmonisation of K-CROSS's front end.
 """
 
 from __future__ import annotations

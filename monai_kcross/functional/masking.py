@@ -12,12 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .safe_math import safe_sqrt
 from .validation import as_plain_tensor
 
 __all__ = [
     "EMPTY_MASK_POLICIES",
+    "centred",
     "crop_weights",
     "finalize_weighted",
+    "nan_where_empty",
     "pool_weights",
     "prepare_mask",
     "weighted_mean",
@@ -124,7 +127,11 @@ def pool_weights(weights: torch.Tensor, pad_end: bool = True) -> torch.Tensor:
 def finalize_weighted(
     numerator: torch.Tensor, denominator: torch.Tensor, name: str, region: str, empty_mask: str
 ) -> torch.Tensor:
-    """Divide, turning empty regions into NaN or into a ``ValueError`` naming the region."""
+    """Divide, turning empty regions into NaN or into a ``ValueError`` naming the region.
+
+    Empty regions get a constant NaN, so no NaN reaches the gradient of the other entries (``0 / 0`` would
+    back-propagate NaN even where the caller discards the value).
+    """
     empty = denominator <= 0
     if bool(empty.any()):
         if empty_mask == "raise":
@@ -133,7 +140,8 @@ def finalize_weighted(
                 f"{name}: the mask has no voxel inside {region} for (batch, channel) {where}; "
                 "use a larger region, a smaller window, or empty_mask='nan'."
             )
-        denominator = denominator.masked_fill(empty, float("nan"))
+        ratio = numerator / denominator.masked_fill(empty, 1.0)
+        return ratio.masked_fill(empty, float("nan"))
     return numerator / denominator
 
 
@@ -144,11 +152,12 @@ def weighted_mean(
     region: str = "the image",
     empty_mask: str = "raise",
 ) -> torch.Tensor:
-    """Mean of ``values`` ``(B, C, *spatial)`` over space, weighted by ``weights``; returns ``(B, C)``."""
+    """Mean of ``values`` ``(B, C, *spatial)`` (real or complex) over space, weighted by ``weights``; returns
+    ``(B, C)``."""
     flat = values.reshape(*values.shape[:2], -1)
     if weights is None:
         return flat.mean(-1)
-    w = weights.to(values.dtype).expand_as(values).reshape(flat.shape)
+    w = weights.to(values.real.dtype).expand(values.shape).reshape(flat.shape)
     return finalize_weighted((flat * w).sum(-1), w.sum(-1), name, region, empty_mask)
 
 
@@ -162,7 +171,35 @@ def weighted_std(
     """Population standard deviation over space, weighted by ``weights``; returns ``(B, C)``.
 
     Unweighted this is ``sqrt(mean((v - mean(v))^2))``, the deviation pooling of GMSD (Xue et al. 2014, eq. 8).
+    Its gradient at zero deviation (a constant map, e.g. identical images in GMSD) is 0.
+    """
+    deviation = centred(values, weights, name, region, empty_mask).square()
+    return safe_sqrt(weighted_mean(deviation, weights, name, region, empty_mask))
+
+
+def centred(
+    values: torch.Tensor,
+    weights: torch.Tensor | None,
+    name: str = "metric",
+    region: str = "the image",
+    empty_mask: str = "raise",
+) -> torch.Tensor:
+    """``values`` ``(B, C, *spatial)`` minus their weighted spatial mean (:func:`weighted_mean`).
+
+    Images whose region is empty (``empty_mask="nan"``; their results are NaN anyway) are returned unchanged,
+    which keeps the NaN mean out of the gradient of the other images.
     """
     mean = weighted_mean(values, weights, name, region, empty_mask)
-    deviation = (values - mean.reshape(*mean.shape, *([1] * (values.ndim - 2)))) ** 2
-    return weighted_mean(deviation, weights, name, region, empty_mask).sqrt()
+    centre = mean.masked_fill(mean.isnan(), 0.0)
+    return values - centre.reshape(*mean.shape, *([1] * (values.ndim - 2)))
+
+
+def nan_where_empty(score: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Set the ``(N, C)`` scores of 2-D images whose weights ``(N, 1|C, H, W)`` are all zero to NaN.
+
+    Slice-wise metrics use it so that slices without mask voxels are skipped by the slice average.
+    """
+    if weights is None:
+        return score
+    region = weights.sum(dim=(-2, -1)).expand_as(score)
+    return torch.where(region > 0, score, torch.full_like(score, float("nan")))

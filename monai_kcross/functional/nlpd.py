@@ -10,12 +10,15 @@ Images are mapped to the unit range by the intensity policy first; volumes are s
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from .filtering import filter2d_same, pad2d
+from .filtering import filter2d_same, pad2d, shift_filter_axis
 from .intensity import DataRange
 from .masking import pool_weights, weighted_mean
 from .planar import planar_metric
+from .safe_math import safe_sqrt
 
 __all__ = ["NLPD_LEVELS", "nlpd"]
 
@@ -34,11 +37,16 @@ _DN_CENTRES = (
 _LEVEL1_EXTRA = 0.0072
 
 
+_BINOMIAL_TAPS = (0.05, 0.25, 0.4, 0.25, 0.05)
+
+
+@functools.lru_cache(maxsize=1)
 def _binomial() -> torch.Tensor:
-    taps = torch.tensor([0.05, 0.25, 0.4, 0.25, 0.05], dtype=torch.float64)
+    taps = torch.tensor(_BINOMIAL_TAPS, dtype=torch.float64)
     return torch.outer(taps, taps)
 
 
+@functools.lru_cache(maxsize=NLPD_LEVELS)
 def _dn_filter(level: int) -> torch.Tensor:
     kernel = torch.zeros(5, 5, dtype=torch.float64)
     kernel[1:4, 1:4] = torch.tensor(_DN_CENTRES[level], dtype=torch.float64)
@@ -48,18 +56,32 @@ def _dn_filter(level: int) -> torch.Tensor:
 
 
 def _reduce(image: torch.Tensor) -> torch.Tensor:
-    """Low-pass with symmetric padding and keep every other row and column (MATLAB ``1:2:end``)."""
-    return filter2d_same(image, _binomial(), padding="symmetric")[..., ::2, ::2]
+    """Low-pass with symmetric padding and keep every other row and column (MATLAB ``1:2:end``); only the
+    kept outputs are computed."""
+    return filter2d_same(image, _binomial(), padding="symmetric", stride=2)
+
+
+def _upsample_axis(padded: torch.Tensor, axis: int, length: int) -> torch.Tensor:
+    """One axis of the reference's ``upsample``: zero insertion (gain 2), the 5-tap binomial, 'same' crop.
+
+    Computed polyphase: even outputs use the taps 0, 2, 4 and odd outputs the taps 1, 3 on the replicate-padded
+    coarse samples, so no multiplication by an inserted zero is done.
+    """
+    w = _BINOMIAL_TAPS
+    even = shift_filter_axis(padded, axis, (2 * w[0], 2 * w[2], 2 * w[4]))
+    odd = shift_filter_axis(padded.narrow(axis, 1, padded.shape[axis] - 1), axis, (2 * w[1], 2 * w[3]))
+    odd = odd.narrow(axis, 0, even.shape[axis])
+    interleaved = torch.stack((even, odd), dim=axis + 1 if axis >= 0 else axis)
+    shape = list(even.shape)
+    shape[axis] *= 2
+    return interleaved.reshape(shape).narrow(axis, 0, length)
 
 
 def _expand(coarse: torch.Tensor, fine_shape: tuple[int, int]) -> torch.Tensor:
-    """Upsample a coarse level to ``fine_shape`` as the reference's ``upsample`` does."""
+    """Upsample a coarse level to ``fine_shape`` as the reference's ``upsample`` does (1-voxel replicate
+    padding, zero insertion with gain 4, zero-padded 5x5 binomial filtering, crop)."""
     padded = pad2d(coarse, (1, 1, 1, 1), "replicate")
-    n, c, h, w = padded.shape
-    sparse = torch.zeros(n, c, 2 * h, 2 * w, dtype=coarse.dtype, device=coarse.device)
-    sparse[..., ::2, ::2] = 4 * padded
-    smooth = filter2d_same(sparse, _binomial())
-    return smooth[..., 2 : 2 + fine_shape[0], 2 : 2 + fine_shape[1]]
+    return _upsample_axis(_upsample_axis(padded, -1, fine_shape[1]), -2, fine_shape[0])
 
 
 def _normalised_pyramid(image: torch.Tensor) -> list[torch.Tensor]:
@@ -106,10 +128,11 @@ def nlpd(
 
     def core(x: torch.Tensor, y_: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         total = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
-        for level, (a, b) in enumerate(zip(_normalised_pyramid(x), _normalised_pyramid(y_))):
+        both = _normalised_pyramid(torch.cat((x, y_)))  # one pass of every filter over both images
+        for level, (a, b) in enumerate(pyramid.chunk(2) for pyramid in both):
             if level > 0 and weights is not None:
                 weights = pool_weights(weights)
-            total = total + weighted_mean((a - b).square(), weights, empty_mask="nan").sqrt()
+            total = total + safe_sqrt(weighted_mean((a - b).square(), weights, empty_mask="nan"))
         return total / NLPD_LEVELS
 
     return planar_metric(core, y_pred, y, spatial_dims, data_range, mask, slice_axis, empty_mask, "nlpd", 32)

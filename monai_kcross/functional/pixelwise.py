@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import torch
 
-from .intensity import DataRange, intensity_window
-from .masking import prepare_mask, weighted_mean
-from .validation import check_image_pair, compute_dtype
+from .intensity import DataRange, IntensityPolicy, harmonize
+from .masking import finalize_weighted, prepare_mask
+from .safe_math import safe_sqrt
+from .validation import check_finite, check_image_pair, compute_dtype
 
 __all__ = ["mae", "mse", "psnr", "rmse"]
+
+# float32 sums of squares below this may have lost terms to underflow (each term < 2^-126 is flushed)
+_FLOAT32_TINY = 2.0**-100
+
+
+def _error_sums(
+    y_pred: torch.Tensor, y: torch.Tensor, power: int, weights: torch.Tensor | None, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """Per image and channel ``sum(w |y_pred - y|**power)`` and ``sum(w)`` (or the voxel count), in float64.
+
+    The elementwise work runs in ``dtype``; the ``(B, C)`` sums are returned in float64. The reductions are
+    PyTorch's blocked (cascade) sums, accurate to a few float32 roundings of the result, where a norm
+    (``torch.linalg.vector_norm``) accumulates sequentially and loses about 1e-4 on a 256x256 image.
+    """
+    difference = y_pred.to(dtype) - y.to(dtype)
+    if difference.requires_grad:  # in-place ops would discard what autograd needs
+        values = difference.abs() if power == 1 else difference.square()
+    else:
+        values = difference.abs_() if power == 1 else difference.square_()
+    shape = values.shape[:2]
+    if weights is None:
+        return values.reshape(*shape, -1).sum(-1).double(), float(values[0, 0].numel())
+    weights = weights.to(dtype)
+    numerator = (values * weights).reshape(*shape, -1).sum(-1)
+    denominator = weights.reshape(*weights.shape[:2], -1).sum(-1).expand(shape)
+    return numerator.double(), denominator.double()
 
 
 def _mean_error(
@@ -21,22 +48,56 @@ def _mean_error(
     empty_mask: str,
     name: str,
 ) -> torch.Tensor:
-    """Mean of ``|y_pred - y|**power`` over space (inside ``mask``), in raw or range-relative units."""
-    y_pred, y, _ = check_image_pair(y_pred, y, spatial_dims, name)
+    """Mean of ``|y_pred - y|**power`` over space (inside ``mask``), in raw or range-relative units; float64.
+
+    Precision: float32 images are differenced and reduced in float32 with blocked sums (relative error of a
+    few 1e-7), then everything else (the division by the count, the range, PSNR's logarithm) is done in
+    float64. Where float32 cannot hold the result (a sum that overflows, e.g. intensities beyond ~1e19, or a
+    sum of squares that underflows, e.g. intensities of ~1e-30) the sums are recomputed in float64, which
+    holds every such value of float32 images. The inputs are checked for NaN/Inf through the result: any
+    non-finite voxel makes a sum non-finite, and only then are the images examined (normalisation policies,
+    whose clipping could remove such voxels, check them first). A policy's window and statistics are float64;
+    images it maps (``each``, ``clip``) are differenced in the dtype they were mapped in.
+    """
+    y_pred, y, _ = check_image_pair(y_pred, y, spatial_dims, name, finite=False)
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    difference = y_pred.to(dtype) - y.to(dtype)
-    if weights is None:  # a norm reduces without materialising |d| or d^2
-        flat = difference.reshape(*difference.shape[:2], -1)
-        error = torch.linalg.vector_norm(flat, ord=power, dim=-1).pow(power) / flat.shape[-1]
+    raw_pred, raw_y = y_pred, y
+    span: torch.Tensor | float | None = None
+    if isinstance(data_range, (int, float)) and not isinstance(data_range, bool) and 0 < data_range < float("inf"):
+        span = float(data_range)  # a plain range: no window tensors needed
+    elif data_range is not None:
+        if isinstance(data_range, (str, IntensityPolicy)) and data_range != "reference":
+            check_finite(y_pred, y, name)  # a policy's clipping could hide NaN/Inf voxels from the sums
+        # the window (float64, statistics inside the mask) and a policy's per-image mapping and clipping
+        y_pred, y, _, span, work = harmonize(y_pred, y, data_range, name, dtype, mask=weights)
+        if y_pred is not raw_pred:  # mapped images: difference them in the dtype they were mapped in
+            dtype = work
+    numerator, denominator = _error_sums(y_pred, y, power, weights, dtype)
+    if bool(_suspicious(numerator, denominator, float32_squares=dtype != torch.float64 and power == 2)):
+        if dtype != torch.float64:
+            numerator, denominator = _error_sums(y_pred, y, power, weights, torch.float64)
+        if not bool(torch.isfinite(numerator).all()):
+            check_finite(raw_pred, raw_y, name)  # raises on NaN/Inf input; otherwise the error overflows float64
+    if weights is None:
+        error = numerator / denominator
     else:
-        error = weighted_mean(
-            difference.abs() if power == 1 else difference.square(), weights, name, "the mask", empty_mask
-        )
-    if data_range is not None:
-        span = intensity_window(y, data_range, name, dtype)[1].reshape(error.shape)
+        error = finalize_weighted(numerator, denominator, name, "the mask", empty_mask)
+    if isinstance(span, float):
         error = error / span**power
+    elif span is not None:
+        error = error / span.reshape(error.shape) ** power
     return error
+
+
+def _suspicious(numerator: torch.Tensor, denominator: torch.Tensor | float, float32_squares: bool) -> torch.Tensor:
+    """Whether some sum is non-finite (NaN/Inf input, or overflow) or, for float32 squares, so small that
+    terms may have underflowed; one fused test in the common unmasked case."""
+    if not float32_squares:
+        return ~torch.isfinite(numerator).all()
+    if isinstance(denominator, float):  # no mask: every image counts
+        return ~((numerator >= _FLOAT32_TINY) & (numerator < float("inf"))).all()
+    return (~torch.isfinite(numerator) | ((numerator < _FLOAT32_TINY) & (denominator > 0))).any()
 
 
 def mae(
@@ -55,15 +116,16 @@ def mae(
         y: reference image, same shape.
         spatial_dims: 2 or 3; inferred when ``None``.
         data_range: ``None`` reports the error in the images' own units; otherwise the error is divided by the
-            window span of the intensity policy (``"reference"``, a number, or ``(low, high)``), giving a
-            fraction of the dynamic range comparable across volumes.
+            window span of the intensity policy (``"reference"``, a number, ``(low, high)`` or a normalisation
+            policy, whose statistics are taken inside ``mask`` and whose mapping/clipping applies to the images
+            first), giving a fraction of the dynamic range comparable across volumes.
         mask: optional region ``(B|1, C|1, *spatial)``; the error is averaged inside it.
         empty_mask: ``"raise"`` or ``"nan"`` for images whose region is empty.
 
     Returns:
         ``(B, C)`` tensor, values in ``[0, inf)``.
     """
-    return _mean_error(y_pred, y, 1, spatial_dims, data_range, mask, empty_mask, "mae")
+    return _mean_error(y_pred, y, 1, spatial_dims, data_range, mask, empty_mask, "mae").to(compute_dtype(y))
 
 
 def mse(
@@ -76,7 +138,7 @@ def mse(
     empty_mask: str = "raise",
 ) -> torch.Tensor:
     """Mean squared error (lower is better); arguments as in :func:`mae`. Returns ``(B, C)`` in ``[0, inf)``."""
-    return _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "mse")
+    return _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "mse").to(compute_dtype(y))
 
 
 def rmse(
@@ -88,8 +150,13 @@ def rmse(
     *,
     empty_mask: str = "raise",
 ) -> torch.Tensor:
-    """Root mean squared error (lower is better); arguments as in :func:`mae`. Returns ``(B, C)``."""
-    return _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "rmse").sqrt()
+    """Root mean squared error (lower is better); arguments as in :func:`mae`. Returns ``(B, C)``.
+
+    The gradient at ``y_pred == y`` (where the square root is not differentiable) is taken as 0, the
+    gradient of the minimum.
+    """
+    squared = _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "rmse")
+    return (safe_sqrt(squared) if squared.requires_grad else squared.sqrt()).to(compute_dtype(y))
 
 
 def psnr(
@@ -113,7 +180,13 @@ def psnr(
         empty_mask: ``"raise"`` or ``"nan"``.
 
     Returns:
-        ``(B, C)`` tensor in dB.
+        ``(B, C)`` tensor in dB (``inf`` for identical images; computed in float64 from the sums, so intensities
+        anywhere in float32's range give the float64 value). The gradient at ``y_pred == y`` is taken as 0.
     """
     relative_mse = _mean_error(y_pred, y, 2, spatial_dims, data_range, mask, empty_mask, "psnr")
-    return -10.0 * torch.log10(relative_mse)
+    if not relative_mse.requires_grad:
+        return (-10.0 * torch.log10(relative_mse)).to(compute_dtype(y))
+    positive = relative_mse > 0  # identical images (inf) and empty masks (NaN) get no gradient
+    value = -10.0 * torch.log10(torch.where(positive, relative_mse, torch.ones_like(relative_mse)))
+    value = torch.where(positive, value, -10.0 * torch.log10(relative_mse.detach()))
+    return value.to(compute_dtype(y))

@@ -64,7 +64,6 @@ def planar_metric(
         raise ValueError(f"{name}: slice_axis must index spatial axes (0, 1, 2 or -1, -2, -3), got {slice_axis}.")
     dtype = compute_dtype(y)
     weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    x_u, y_u = to_unit_range(y_pred, y, data_range, name, dtype)
     for axis in axes if spatial_dims == 3 else (None,):
         planes = tuple(y.shape[2:]) if axis is None else tuple(s for i, s in enumerate(y.shape[2:]) if i != axis % 3)
         if min(planes) < min_size:
@@ -72,11 +71,31 @@ def planar_metric(
                 f"{name}: {'slices' if spatial_dims == 3 else 'images'} of size {planes} are too small; "
                 f"each side needs at least {min_size} pixels."
             )
-    if spatial_dims == 2:
-        # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"
-        return core(x_u, y_u, weights)
-    results = [_slice_average(core, x_u, y_u, weights, axis, name, empty_mask) for axis in axes]
-    return torch.stack(results).mean(0)
+
+    def score(work: torch.dtype) -> torch.Tensor:
+        w = None if weights is None else weights.to(work)
+        x_u, y_u = to_unit_range(y_pred, y, data_range, name, work, mask=w)
+        if spatial_dims == 2:
+            # empty masks were rejected by prepare_mask, or score NaN under empty_mask="nan"; a core scores NaN
+            # also when the mask has no weight where its (valid-window) map is defined
+            return core(x_u, y_u, w)
+        return torch.stack([_slice_average(core, x_u, y_u, w, axis, name, empty_mask) for axis in axes]).mean(0)
+
+    result = score(dtype)
+    if dtype != torch.float64:
+        # float32 overflowed (a prediction ~1e19 times outside the reference range): score again in float64
+        bad = ~torch.isfinite(result)
+        if weights is not None:
+            bad &= (weights.reshape(*weights.shape[:2], -1).sum(-1) > 0).expand_as(bad)
+        if bool(bad.any()):
+            result = score(torch.float64).to(dtype)
+    if spatial_dims == 2 and weights is not None and empty_mask == "raise" and bool(torch.isnan(result).any()):
+        where = torch.isnan(result).nonzero().tolist()
+        raise ValueError(
+            f"{name}: the mask has no voxel in the region the metric can score (away from the image border) "
+            f"for (batch, channel) {where}; use a larger region or empty_mask='nan'."
+        )
+    return result
 
 
 def _slice_average(
@@ -98,7 +117,8 @@ def _slice_average(
     if w_s is None:
         return scores.mean(dim=1)
     slice_weight = w_s.sum(dim=(-2, -1)).view(batch, -1, w_s.shape[1]).expand_as(scores)
-    used = slice_weight > 0
+    # slices without mask voxels, or whose mask voxels all lie where the metric's map is undefined (NaN), are skipped
+    used = (slice_weight > 0) & ~torch.isnan(scores)
     numerator = torch.where(used, scores * slice_weight, torch.zeros_like(scores)).sum(dim=1)
     denominator = torch.where(used, slice_weight, torch.zeros_like(slice_weight)).sum(dim=1)
     return finalize_weighted(numerator, denominator, name, "the mask", empty_mask)

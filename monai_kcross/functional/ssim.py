@@ -20,15 +20,16 @@ full-size map is ever materialised, which is what makes 3-D SSIM fast and lean o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .filtering import shift_filter_axis, window_1d
-from .intensity import DataRange, intensity_window
+from .intensity import DataRange, harmonize
 from .masking import crop_weights, finalize_weighted, pool_weights, prepare_mask
+from .safe_math import positive_power
 from .validation import check_image_pair, compute_dtype
 
 __all__ = ["MS_SSIM_WEIGHTS", "SSIM_PRESETS", "ms_ssim", "ms_ssim_weights_for", "resolve_ssim_options", "ssim"]
@@ -95,8 +96,12 @@ def _windows(options: dict[str, Any], spatial_dims: int) -> list[torch.Tensor]:
     sizes = _per_axis(options["win_size"], spatial_dims, "win_size")
     sigmas = _per_axis(options["kernel_sigma"], spatial_dims, "kernel_sigma")
     for size in sizes:
-        if int(size) != size or size < 1:
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or int(size) != size or size < 1:
             raise ValueError(f"win_size must be a positive integer, got {options['win_size']!r}.")
+        if int(size) % 2 == 0:
+            raise ValueError(
+                f"win_size must be odd (a window centred on its voxel), got {options['win_size']!r}; use e.g. 7 or 11."
+            )
     return [window_1d(options["kernel_type"], int(s), float(g)) for s, g in zip(sizes, sigmas)]
 
 
@@ -123,8 +128,9 @@ def _ssim_and_cs(
     cov_norm: float,
     name: str,
     empty_mask: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean SSIM and mean contrast-structure term of images ``(B, C, *S)``; each ``(B, C)``.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Mean SSIM and mean contrast-structure term of images ``(B, C, *S)``; each ``(B, C)``, and with weights
+    the ``(B, C)`` map of images whose weighted region is not empty (elsewhere both means are NaN).
 
     ``low`` and ``span`` ``(B, C, 1, ...)`` map intensities to the unit range (see ``intensity_window``); the
     constants ``c1``, ``c2`` refer to that range. The volume is processed in slabs along the first spatial
@@ -180,12 +186,12 @@ def _ssim_and_cs(
 
     if weights is None:
         count = float(math.prod(sizes))
-        return (per_image(ssim_sum) / count).to(dtype), (per_image(cs_sum) / count).to(dtype)
+        return (per_image(ssim_sum) / count).to(dtype), (per_image(cs_sum) / count).to(dtype), None
     denominator = per_image(weight_sum)
     region = f"the SSIM 'valid' region (voxels at least {halo // 2} from the border)"
     ssim_mean = finalize_weighted(per_image(ssim_sum), denominator, name, region, empty_mask)
     cs_mean = finalize_weighted(per_image(cs_sum), denominator, name, region, empty_mask)
-    return ssim_mean.to(dtype), cs_mean.to(dtype)
+    return ssim_mean.to(dtype), cs_mean.to(dtype), denominator > 0
 
 
 def _constants(options: dict[str, Any], windows: list[torch.Tensor]) -> tuple[float, float, float]:
@@ -205,6 +211,7 @@ class _Setup(NamedTuple):
     low: torch.Tensor
     span: torch.Tensor
     constants: tuple[float, float, float]
+    out_dtype: torch.dtype
 
 
 def _setup(
@@ -237,10 +244,14 @@ def _setup(
             f"each side needs at least {tuple(k * factor for k in sizes)} voxels. "
             "Pass fewer `weights` (scales) or a smaller `win_size`."
         )
-    dtype = compute_dtype(y)
-    weights = prepare_mask(mask, y, name, empty_mask, dtype)
-    low, span = intensity_window(y, data_range, name, dtype)
-    return _Setup(y_pred, y, spatial_dims, windows, weights, low, span, _constants(options, windows))
+    out_dtype = compute_dtype(y)
+    weights = prepare_mask(mask, y, name, empty_mask, out_dtype)
+    # the reference's window (float64, a policy's statistics inside the mask), a policy's per-image mapping and
+    # clipping, and the dtype to work in: float64 where float32 cannot map the window
+    y_pred, y, low, span, dtype = harmonize(y_pred, y, data_range, name, out_dtype, mask=weights)
+    weights = None if weights is None else weights.to(dtype)
+    constants = _constants(options, windows)
+    return _Setup(y_pred, y, spatial_dims, windows, weights, low.to(dtype), span.to(dtype), constants, out_dtype)
 
 
 def ssim(
@@ -297,9 +308,22 @@ def ssim(
         k2=k2,
         covariance=covariance,
     )
-    return _ssim_and_cs(
-        run.y_pred, run.y, run.low, run.span, run.weights, run.windows, *run.constants, "ssim", empty_mask
-    )[0]
+
+    def compute(setup: _Setup) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ssim_mean, _, scored = _ssim_and_cs(
+            setup.y_pred,
+            setup.y,
+            setup.low,
+            setup.span,
+            setup.weights,
+            setup.windows,
+            *setup.constants,
+            "ssim",
+            empty_mask,
+        )
+        return ssim_mean, scored
+
+    return _with_float64_fallback(run, compute)
 
 
 def ms_ssim(
@@ -356,20 +380,53 @@ def ms_ssim(
         k2=k2,
         covariance=covariance,
     )
-    dtype = run.low.dtype
-    x_level, y_level, mask_weights = run.y_pred, run.y, run.weights
-    pool = F.avg_pool2d if run.spatial_dims == 2 else F.avg_pool3d
-    result = torch.ones(run.y.shape[:2], dtype=dtype, device=run.y.device)
-    for level, exponent in enumerate(scale_weights):
-        ssim_mean, cs_mean = _ssim_and_cs(
-            x_level, y_level, run.low, run.span, mask_weights, run.windows, *run.constants, "ms_ssim", empty_mask
-        )
-        term = ssim_mean if level == levels - 1 else cs_mean
-        result = result * torch.relu(term) ** exponent
-        if level < levels - 1:
-            # pooling commutes with the affine intensity map, so raw images are pooled (in compute dtype)
-            x_level = pool(x_level.to(dtype), kernel_size=2)
-            y_level = pool(y_level.to(dtype), kernel_size=2)
-            if mask_weights is not None:
-                mask_weights = pool_weights(mask_weights, pad_end=False)
-    return result
+
+    def compute(setup: _Setup) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dtype = setup.low.dtype
+        x_level, y_level, mask_weights = setup.y_pred, setup.y, setup.weights
+        pool = F.avg_pool2d if setup.spatial_dims == 2 else F.avg_pool3d
+        result = torch.ones(setup.y.shape[:2], dtype=dtype, device=setup.y.device)
+        scored = None
+        for level, exponent in enumerate(scale_weights):
+            ssim_mean, cs_mean, level_scored = _ssim_and_cs(
+                x_level,
+                y_level,
+                setup.low,
+                setup.span,
+                mask_weights,
+                setup.windows,
+                *setup.constants,
+                "ms_ssim",
+                empty_mask,
+            )
+            if level_scored is not None:
+                scored = level_scored if scored is None else scored & level_scored
+            term = ssim_mean if level == levels - 1 else cs_mean
+            result = result * positive_power(term, exponent)
+            if level < levels - 1:
+                # pooling commutes with the affine intensity map, so raw images are pooled (in compute dtype)
+                x_level = pool(x_level.to(dtype), kernel_size=2)
+                y_level = pool(y_level.to(dtype), kernel_size=2)
+                if mask_weights is not None:
+                    mask_weights = pool_weights(mask_weights, pad_end=False)
+        return result, scored
+
+    return _with_float64_fallback(run, compute)
+
+
+def _with_float64_fallback(
+    run: _Setup, compute: Callable[[_Setup], tuple[torch.Tensor, torch.Tensor | None]]
+) -> torch.Tensor:
+    """Run ``compute``; if float32 overflowed (a non-finite score of an image with a non-empty region, from
+    finite inputs: a prediction ~1e19 times outside the reference range), run it again in float64.
+    Returns the scores in the inputs' compute dtype."""
+    result, scored = compute(run)
+    if run.low.dtype != torch.float64:
+        bad = ~torch.isfinite(result)
+        if scored is not None:
+            bad &= scored
+        if bool(bad.any()):
+            weights = None if run.weights is None else run.weights.double()
+            run = run._replace(low=run.low.double(), span=run.span.double(), weights=weights)
+            result = compute(run)[0]
+    return result.to(run.out_dtype)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["all_finite", "as_plain_tensor", "check_image_pair", "check_positive", "compute_dtype"]
+__all__ = ["all_finite", "as_plain_tensor", "check_finite", "check_image_pair", "check_positive", "compute_dtype"]
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -21,7 +21,12 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def check_image_pair(
-    y_pred: torch.Tensor, y: torch.Tensor, spatial_dims: int | None = None, name: str = "metric"
+    y_pred: torch.Tensor,
+    y: torch.Tensor,
+    spatial_dims: int | None = None,
+    name: str = "metric",
+    *,
+    finite: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Validate a prediction/reference pair; return them as plain tensors with the number of spatial dims.
 
@@ -30,6 +35,8 @@ def check_image_pair(
         y: reference image of the same shape.
         spatial_dims: expected number of spatial dimensions (2 or 3); ``None`` infers it from ``y.ndim``.
         name: metric name used in error messages.
+        finite: check for NaN/Inf values here; ``False`` for callers that detect them more cheaply (through a
+            result that any non-finite voxel makes non-finite) and then call :func:`check_finite`.
 
     Returns:
         ``(y_pred, y, spatial_dims)``: the inputs as plain ``torch.Tensor`` (a MONAI ``MetaTensor`` is
@@ -67,10 +74,16 @@ def check_image_pair(
         )
     if y.numel() == 0:
         raise ValueError(f"{name}: empty input of shape {tuple(y.shape)}.")
+    if finite:
+        check_finite(y_pred, y, name)
+    return as_plain_tensor(y_pred), as_plain_tensor(y), spatial_dims
+
+
+def check_finite(y_pred: torch.Tensor, y: torch.Tensor, name: str = "metric") -> None:
+    """Raise a ``ValueError`` naming the argument if ``y_pred`` or ``y`` holds NaN or Inf values."""
     for arg, value in (("y_pred", y_pred), ("y", y)):
         if not all_finite(value):
             raise ValueError(f"{name}: `{arg}` contains NaN or Inf values.")
-    return as_plain_tensor(y_pred), as_plain_tensor(y), spatial_dims
 
 
 def as_plain_tensor(x: torch.Tensor) -> torch.Tensor:

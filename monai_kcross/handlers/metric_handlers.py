@@ -31,22 +31,32 @@ from ..metrics.base import FullReferenceMetric
 from ..metrics.kcross import KCrossMetric
 
 __all__ = [
+    "CWSSIMHandler",
     "DISTSHandler",
     "DeepIQAHandler",
+    "FSIMHandler",
     "FeatureDistanceHandler",
     "FullReferenceHandler",
     "GMSDHandler",
     "HaarPSIHandler",
+    "IWSSIMHandler",
     "KCrossHandler",
     "LPIPSHandler",
     "MAEHandler",
+    "MDSIHandler",
     "MSEHandler",
     "MultiScaleGMSDHandler",
     "MultiScaleSSIMHandler",
     "NLPDHandler",
+    "NMIHandler",
+    "PCCHandler",
     "PSNRHandler",
     "RMSEHandler",
     "SSIMHandler",
+    "SegmentationDiceHandler",
+    "SegmentationHD95Handler",
+    "VIFHandler",
+    "VSIHandler",
 ]
 
 
@@ -214,6 +224,67 @@ class FeatureDistanceHandler(FullReferenceHandler):
     """In-domain feature distance; keyword arguments of :class:`~monai_kcross.metrics.FeatureDistanceMetric`."""
 
     metric_class = M.FeatureDistanceMetric
+
+
+class VSIHandler(FullReferenceHandler):
+    """VSI; keyword arguments of :class:`~monai_kcross.metrics.VSIMetric`."""
+
+    metric_class = M.VSIMetric
+
+
+class FSIMHandler(FullReferenceHandler):
+    """FSIM; keyword arguments of :class:`~monai_kcross.metrics.FSIMMetric`."""
+
+    metric_class = M.FSIMMetric
+
+
+class VIFHandler(FullReferenceHandler):
+    """VIFp; keyword arguments of :class:`~monai_kcross.metrics.VIFMetric`."""
+
+    metric_class = M.VIFMetric
+
+
+class IWSSIMHandler(FullReferenceHandler):
+    """IW-SSIM; keyword arguments of :class:`~monai_kcross.metrics.IWSSIMMetric`."""
+
+    metric_class = M.IWSSIMMetric
+
+
+class CWSSIMHandler(FullReferenceHandler):
+    """CW-SSIM; keyword arguments of :class:`~monai_kcross.metrics.CWSSIMMetric`."""
+
+    metric_class = M.CWSSIMMetric
+
+
+class MDSIHandler(FullReferenceHandler):
+    """MDSI; keyword arguments of :class:`~monai_kcross.metrics.MDSIMetric`."""
+
+    metric_class = M.MDSIMetric
+
+
+class NMIHandler(FullReferenceHandler):
+    """Normalised mutual information; keyword arguments of :class:`~monai_kcross.metrics.NMIMetric`."""
+
+    metric_class = M.NMIMetric
+
+
+class PCCHandler(FullReferenceHandler):
+    """Pearson correlation (NCC); keyword arguments of :class:`~monai_kcross.metrics.PCCMetric`."""
+
+    metric_class = M.PCCMetric
+
+
+class SegmentationDiceHandler(FullReferenceHandler):
+    """Downstream-segmentation Dice; keyword arguments of :class:`~monai_kcross.metrics.SegmentationDiceMetric`.
+    Ground-truth labels instead of a segmentation of the reference: ``batch_keys={"labels": "<batch key>"}``."""
+
+    metric_class = M.SegmentationDiceMetric
+
+
+class SegmentationHD95Handler(FullReferenceHandler):
+    """Downstream-segmentation HD95; keyword arguments of :class:`~monai_kcross.metrics.SegmentationHD95Metric`."""
+
+    metric_class = M.SegmentationHD95Metric
 
 
 class KCrossHandler(FullReferenceHandler):

@@ -1,6 +1,6 @@
-"""ignite handlers (MONAI ``IgniteMetricHandler``) for the no-reference metrics NIQE and BRISQUE.
+"""ignite handlers (MONAI ``IgniteMetricHandler``) for the no-reference metrics (NIQE, BRISQUE, artefact scores).
 
-They read only the image to assess::
+They read only the image to assess (and, for the artefact scores, optionally a mask)::
 
     evaluator = SupervisedEvaluator(
         device=device, val_data_loader=loader, network=net,
@@ -10,6 +10,7 @@ They read only the image to assess::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,20 @@ from ignite.engine import Engine
 from ignite.metrics.metric import reinit__is_reduced
 from monai.handlers import IgniteMetricHandler
 
+from ..metrics import no_reference as M
 from ..metrics.no_reference import BRISQUEMetric, NIQEMetric, NoReferenceMetric
 
-__all__ = ["BRISQUEHandler", "NIQEHandler", "NoReferenceHandler"]
+__all__ = [
+    "AverageEdgeStrengthHandler",
+    "BRISQUEHandler",
+    "BlurEffectHandler",
+    "CPBDHandler",
+    "LaplacianVarianceHandler",
+    "MeanLineCorrelationHandler",
+    "NIQEHandler",
+    "NoReferenceHandler",
+    "TotalVariationHandler",
+]
 
 
 class NoReferenceHandler(IgniteMetricHandler):
@@ -30,7 +42,8 @@ class NoReferenceHandler(IgniteMetricHandler):
 
     Args:
         output_transform: maps ``engine.state.output`` to ``y_pred``: a batch-first tensor, a list of
-            channel-first tensors, or a 1-tuple of either (what ``from_engine(["pred"])`` returns).
+            channel-first tensors, or a 1-tuple of either (what ``from_engine(["pred"])`` returns); for metrics
+            that take a mask also ``(y_pred, mask)`` (``from_engine(["pred", "mask"])``).
         save_details: store the per-image scores in ``engine.state.metric_details[name]``.
         metric: an already built metric (instead of ``metric_kwargs``).
         metric_kwargs: keyword arguments of ``metric_class``.
@@ -58,10 +71,15 @@ class NoReferenceHandler(IgniteMetricHandler):
         """Score ``y_pred`` (a batch-first tensor, a list of channel-first tensors, or a 1-tuple of either)."""
         if isinstance(output, tuple) and len(output) == 1:
             output = output[0]
+        takes_mask = "mask" in inspect.signature(self.metric_fn.metric_fn).parameters
+        if isinstance(output, tuple) and len(output) == 2 and takes_mask:
+            self.metric_fn(output[0], mask=output[1])
+            return
         if isinstance(output, tuple):
             raise ValueError(
-                "output_transform must return only the image to assess, e.g. from_engine(['pred']); got a tuple of "
-                f"{len(output)} items (a no-reference metric takes no label)."
+                "output_transform must return only the image to assess (or the image and a mask, for metrics that "
+                f"take one), e.g. from_engine(['pred']); got a tuple of {len(output)} items (a no-reference metric "
+                "takes no label)."
             )
         self.metric_fn(output)
 
@@ -80,3 +98,17 @@ class BRISQUEHandler(NoReferenceHandler):
     """BRISQUE; keyword arguments of :class:`~monai_kcross.metrics.BRISQUEMetric`."""
 
     metric_class = BRISQUEMetric
+
+
+def _handler(metric_class: type[NoReferenceMetric]) -> type[NoReferenceHandler]:
+    name = metric_class.__name__.replace("Metric", "Handler")
+    doc = f"ignite handler of :class:`~monai_kcross.metrics.{metric_class.__name__}` (its keyword arguments)."
+    return type(name, (NoReferenceHandler,), {"metric_class": metric_class, "__doc__": doc, "__module__": __name__})
+
+
+CPBDHandler = _handler(M.CPBDMetric)
+BlurEffectHandler = _handler(M.BlurEffectMetric)
+LaplacianVarianceHandler = _handler(M.LaplacianVarianceMetric)
+MeanLineCorrelationHandler = _handler(M.MeanLineCorrelationMetric)
+AverageEdgeStrengthHandler = _handler(M.AverageEdgeStrengthMetric)
+TotalVariationHandler = _handler(M.TotalVariationMetric)

@@ -20,7 +20,9 @@ class PerceptualLoss(nn.Module):
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the ``(B, C)`` values.
         options: keyword arguments of the metric's function (``data_range``, ``net``, weights, ``slice_axis``...).
 
-    Inputs ``y_pred`` and ``y`` are ``(B, C, H, W[, D])``; ``mask`` restricts the distance to a region.
+    Inputs ``y_pred`` and ``y`` are ``(B, C, H, W[, D])``; ``mask`` restricts the distance to a region. Gradients
+    are finite everywhere, also where ``y_pred == y`` and on slices of a volume where the mask is empty (these
+    add nothing); a metric that cannot give a gradient with the chosen options raises a ``ValueError``.
     """
 
     def __init__(self, metric: str = "lpips", reduction: str = "mean", **options: Any) -> None:
@@ -31,9 +33,18 @@ class PerceptualLoss(nn.Module):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
         self.function, self.reduction, self.options = info.function, reduction, options
+        self.metric = info.name
 
     def forward(self, y_pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         values = self.function(y_pred, y, mask=mask, **self.options)
+        if torch.is_grad_enabled() and y_pred.requires_grad and not values.requires_grad:
+            hint = (
+                " (its default input is rank-normalised, which has no gradient; pass a `distance` built with "
+                "preprocess=None)"
+                if self.metric == "feature_distance"
+                else ""
+            )
+            raise ValueError(f"PerceptualLoss: {self.metric} is not differentiable with these options{hint}.")
         if self.reduction == "mean":
             return values.mean()
         return values.sum() if self.reduction == "sum" else values

@@ -7,10 +7,9 @@ from typing import Any
 
 import torch
 from monai.metrics import CumulativeIterationMetric
-from monai.metrics.utils import do_metric_reduction
-from monai.utils import MetricReduction
+from monai.utils import MetricReduction, look_up_option
 
-__all__ = ["FullReferenceMetric", "PerImageMetric"]
+__all__ = ["FullReferenceMetric", "PerImageMetric", "reduce_scores"]
 
 TensorOrList = torch.Tensor | Sequence[torch.Tensor]
 
@@ -19,7 +18,8 @@ class PerImageMetric(CumulativeIterationMetric):
     """The package's functional metrics as MONAI ``CumulativeIterationMetric``: each call scores a batch and
     appends the ``(B, C)`` results to the buffer; ``aggregate()`` reduces everything seen since the last
     ``reset()`` (across processes under ``torch.distributed``). NaN results are skipped by the reduction and
-    counted by ``get_not_nans``.
+    counted by ``get_not_nans``; a reduced value with no non-NaN score behind it is NaN (see
+    :func:`reduce_scores`).
 
     Args:
         metric_fn: the functional metric returning ``(B, C)``.
@@ -49,8 +49,43 @@ class PerImageMetric(CumulativeIterationMetric):
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):
             raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
-        result, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        result, not_nans = reduce_scores(data, reduction or self.reduction)
         return (result, not_nans) if self.get_not_nans else result
+
+
+def reduce_scores(scores: torch.Tensor, reduction: MetricReduction | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reduce ``(N, C)`` scores over their non-NaN entries; returns ``(result, not_nans)``.
+
+    The reductions are MONAI's (``do_metric_reduction``): ``"mean"`` averages each item's channels and then
+    the items, ``"sum"`` sums everything, ``"*_batch"`` reduces over items per channel, ``"*_channel"`` over
+    channels per item, ``"none"`` returns the scores unchanged with a 0/1 not-NaN map. Two differences:
+    a value with *no* non-NaN score behind it is NaN (MONAI reports 0.0, which cannot be told apart from a
+    perfect MAE or a real SSIM of 0), and the scores' floating dtype is kept (float64 stays float64).
+    ``not_nans`` counts the scores (or, for ``"mean"``, the items) that entered each value, as a float tensor.
+    Shapes follow MONAI: ``(1,)`` for ``"mean"``, ``()`` for ``"sum"``, ``(C,)`` and ``(N,)`` for the others.
+    """
+    reduction = look_up_option(reduction, MetricReduction)
+    valid = ~torch.isnan(scores)
+    if reduction == MetricReduction.NONE:
+        return scores, valid.to(torch.float32)
+    dtype = scores.dtype if scores.is_floating_point() else torch.float32
+    values = torch.where(valid, scores, torch.zeros((), dtype=scores.dtype, device=scores.device)).to(dtype)
+    nan = torch.full((), float("nan"), dtype=dtype, device=scores.device)
+
+    def reduce(x: torch.Tensor, ok: torch.Tensor, dims: int | tuple[int, ...], mean: bool) -> tuple[torch.Tensor, ...]:
+        count = ok.sum(dim=dims)
+        total = x.sum(dim=dims)
+        return torch.where(count > 0, total / count if mean else total, nan), count
+
+    if reduction == MetricReduction.MEAN:
+        per_item, count = reduce(values, valid, 1, mean=True)
+        scored = count > 0
+        result, count = reduce(torch.where(scored, per_item, values.new_zeros(())), scored, 0, mean=True)
+        result = result.reshape(1)  # MONAI's shape for "mean"
+    else:
+        dims = {"sum": (0, 1), "mean_batch": 0, "sum_batch": 0, "mean_channel": 1, "sum_channel": 1}[reduction.value]
+        result, count = reduce(values, valid, dims, mean=reduction.value.startswith("mean"))
+    return result, count.to(torch.float32)
 
 
 class FullReferenceMetric(PerImageMetric):

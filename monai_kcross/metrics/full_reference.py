@@ -23,24 +23,35 @@ from monai.utils import MetricReduction
 from .. import functional as F
 from .. import perceptual as P
 from ..functional.intensity import DataRange
+from ..functional.segmentation import segmentation_dice, segmentation_hd95
 from ..perceptual.feature_distance import feature_distance
 from .base import FullReferenceMetric
 
 __all__ = [
+    "CWSSIMMetric",
     "DISTSMetric",
     "DeepIQAMetric",
+    "FSIMMetric",
     "FeatureDistanceMetric",
     "GMSDMetric",
     "HaarPSIMetric",
+    "IWSSIMMetric",
     "LPIPSMetric",
     "MAEMetric",
+    "MDSIMetric",
     "MSEMetric",
     "MultiScaleGMSDMetric",
     "MultiScaleSSIMMetric",
     "NLPDMetric",
+    "NMIMetric",
+    "PCCMetric",
     "PSNRMetric",
     "RMSEMetric",
     "SSIMMetric",
+    "SegmentationDiceMetric",
+    "SegmentationHD95Metric",
+    "VIFMetric",
+    "VSIMetric",
 ]
 
 Reduction = MetricReduction | str
@@ -319,8 +330,9 @@ class HaarPSIMetric(FullReferenceMetric):
         )
 
 
-class _DeepMetric(FullReferenceMetric):
-    """Shared constructor of the deep metrics: the functional's keyword arguments are stored as given."""
+class _OptionsMetric(FullReferenceMetric):
+    """Shared constructor of metrics whose functional's keyword arguments are stored as given (the options are
+    documented with the function)."""
 
     function: Callable[..., torch.Tensor]
 
@@ -344,28 +356,97 @@ class _DeepMetric(FullReferenceMetric):
         )
 
 
-class LPIPSMetric(_DeepMetric):
+class LPIPSMetric(_OptionsMetric):
     """LPIPS v0.1 (lower is better); options (``net``, weights, ``channels``, ``slice_axis``) as in
     :func:`monai_kcross.perceptual.lpips`."""
 
     function = staticmethod(P.lpips)
 
 
-class DISTSMetric(_DeepMetric):
+class DISTSMetric(_OptionsMetric):
     """DISTS (lower is better); options as in :func:`monai_kcross.perceptual.dists`."""
 
     function = staticmethod(P.dists)
 
 
-class DeepIQAMetric(_DeepMetric):
+class DeepIQAMetric(_OptionsMetric):
     """DeepIQA / WaDIQaM-FR predicted quality; options (``weights`` required) as in
     :func:`monai_kcross.perceptual.deepiqa`."""
 
     function = staticmethod(P.deepiqa)
 
 
-class FeatureDistanceMetric(_DeepMetric):
+class FeatureDistanceMetric(_OptionsMetric):
     """In-domain perceptual distance on the pretrained segmenter's features (lower is better); options as in
     :func:`monai_kcross.perceptual.feature_distance.feature_distance`."""
 
     function = staticmethod(feature_distance)
+
+
+class VSIMetric(_OptionsMetric):
+    """Visual saliency-induced index (higher is better); options (``color``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.vsi`."""
+
+    function = staticmethod(F.vsi)
+
+
+class FSIMMetric(_OptionsMetric):
+    """Feature similarity index, grey FSIM (higher is better); options as in :func:`monai_kcross.functional.fsim`."""
+
+    function = staticmethod(F.fsim)
+
+
+class VIFMetric(_OptionsMetric):
+    """Pixel-domain visual information fidelity VIFp (higher is better); options (``scales``, ``sigma_n_sq``,
+    ``slice_axis``) as in :func:`monai_kcross.functional.vif_p`."""
+
+    function = staticmethod(F.vif_p)
+
+
+class IWSSIMMetric(_OptionsMetric):
+    """Information content weighted SSIM (higher is better); options (``weights``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.iw_ssim`."""
+
+    function = staticmethod(F.iw_ssim)
+
+
+class CWSSIMMetric(_OptionsMetric):
+    """Complex wavelet SSIM (higher is better); options (``levels``, ``orientations``, ``k``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.cw_ssim`."""
+
+    function = staticmethod(F.cw_ssim)
+
+
+class MDSIMetric(_OptionsMetric):
+    """Mean deviation similarity index (lower is better); options (``combination``, ``q``, ``o``,
+    ``slice_axis``) as in :func:`monai_kcross.functional.mdsi`."""
+
+    function = staticmethod(F.mdsi)
+
+
+class NMIMetric(_OptionsMetric):
+    """Normalised mutual information (higher is better); options (``bins``) as in
+    :func:`monai_kcross.functional.nmi`."""
+
+    function = staticmethod(F.nmi)
+
+
+class PCCMetric(_OptionsMetric):
+    """Pearson correlation coefficient / NCC (higher is better); see :func:`monai_kcross.functional.pcc`."""
+
+    function = staticmethod(F.pcc)
+
+
+class SegmentationDiceMetric(_OptionsMetric):
+    """Downstream-segmentation Dice (higher is better): a segmenter runs on both images (or ``labels=`` are given
+    at call time); options (``segmenter``, ``classes``, ``foreground``, ``slice_axis``) as in
+    :func:`monai_kcross.functional.segmentation.segmentation_scores`."""
+
+    function = staticmethod(segmentation_dice)
+
+
+class SegmentationHD95Metric(_OptionsMetric):
+    """Downstream-segmentation HD95 (lower is better); options as :class:`SegmentationDiceMetric` plus ``spacing``
+    and ``percentile``."""
+
+    function = staticmethod(segmentation_hd95)

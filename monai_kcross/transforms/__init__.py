@@ -11,9 +11,23 @@
 
 each with dictionary versions ``...d`` and ``Rand...d`` (:mod:`monai_kcross.transforms.dictionary`), and a
 registry of perturbations by name (:data:`PERTURBATIONS`) used by the sensitivity runner.
+
+Array and ``...d`` versions are deterministic (random numbers come from a fixed realisation ``seed``); only
+``Rand...d`` versions are random. Every call is recorded in a MetaTensor's ``applied_operations``; the k-space
+conversions and the one-to-one intensity maps (``IntensityScaleShift``, ``Gamma``, ``BiasField``,
+``HistogramShift``) are MONAI ``InvertibleTransform`` transforms. Local alterations pass an image with an empty
+region through unchanged (recorded) unless ``strict=True``.
 """
 
-from .base import ImageTransform, Perturbation, PerturbationDict, RandPerturbationDict, check_severity
+from .base import (
+    ImageTransform,
+    InvertiblePerturbation,
+    NotApplicable,
+    Perturbation,
+    PerturbationDict,
+    RandPerturbationDict,
+    check_severity,
+)
 from .dictionary import *  # noqa: F403
 from .dictionary import __all__ as _dictionary_all
 from .global_perturbations import (
@@ -87,6 +101,7 @@ __all__ = [
     "GibbsRinging",
     "HistogramShift",
     "ImageTransform",
+    "InvertiblePerturbation",
     "IntensityScaleShift",
     "KSpaceComponents",
     "KSpaceSpike",
@@ -98,6 +113,7 @@ __all__ = [
     "LocalElasticDeformation",
     "Memorise",
     "MotionGhosting",
+    "NotApplicable",
     "Perturbation",
     "PerturbationDict",
     "PhaseRamp",

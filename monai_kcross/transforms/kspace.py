@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import Randomizable
+from monai.data import MetaTensor
+from monai.transforms import InvertibleTransform, TraceableTransform
+from monai.utils import TraceKeys
 
 from ..functional.fourier import from_kspace, to_kspace
-from .base import ImageTransform
+from .base import ImageTransform, check_seed, draw_seed, record_inverse_input, settings_of
 
 __all__ = [
     "KSPACE_COMPONENTS",
@@ -200,8 +202,39 @@ def _fft_ready(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-class ToKSpace(ImageTransform):
-    """Image ``(C, *spatial)`` to centred orthonormal k-space.
+def _dtype(name: str) -> torch.dtype:
+    return getattr(torch, name.removeprefix("torch."))
+
+
+class _KSpaceConversion(InvertibleTransform, ImageTransform):
+    """Shared mechanism of the invertible k-space conversions: trace on MetaTensors, inverse from the record."""
+
+    def traced(self, out: Any, x: torch.Tensor, axes: tuple[int, ...], **info: Any) -> Any:
+        if not isinstance(out, MetaTensor):
+            return out
+        record = {"axes": list(axes), "dtype": str(x.dtype), "is_complex": x.is_complex(), **info}
+        return self.push_transform(out, extra_info={**settings_of(self), **record})
+
+    def inverse(self, data: Any) -> Any:
+        """Convert back a ``MetaTensor`` that this transform returned (its record says how)."""
+        record = record_inverse_input(self, data)[TraceKeys.EXTRA_INFO]
+        return self.wrap(self.invert(self.unwrap(data), record), data)
+
+    def invert(self, y: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _restore(value: torch.Tensor, record: dict[str, Any], form: str) -> torch.Tensor:
+    """``value`` (complex) in the recorded input form: real image, complex, or real/imaginary channels."""
+    if form == "real_imag":
+        return split_complex(value).to(_dtype(record["dtype"]))
+    if record["is_complex"]:
+        return value.to(_dtype(record["dtype"]))
+    return value.real.to(_dtype(record["dtype"]))
+
+
+class ToKSpace(_KSpaceConversion):
+    """Image ``(C, *spatial)`` to centred orthonormal k-space (invertible: ``inverse`` returns the image).
 
     Args:
         spatial_dims: axes transformed (``None``: all spatial axes; 2 on a volume: per slice along the last axis).
@@ -217,17 +250,25 @@ class ToKSpace(ImageTransform):
     def __call__(self, img: Any) -> Any:
         x = self.unwrap(img)
         self.check_channel_first(x, "ToKSpace")
-        k = to_kspace(_fft_ready(x), kspace_axes(x, self.spatial_dims))
-        return self.wrap(k if self.output == "complex" else split_complex(k), img)
+        axes = kspace_axes(x, self.spatial_dims)
+        k = to_kspace(_fft_ready(x), axes)
+        return self.traced(self.wrap(k if self.output == "complex" else split_complex(k), img), x, axes)
+
+    def invert(self, y, record):
+        return _restore(from_kspace(join_complex(y), record["axes"]), record, "image")
 
 
-class FromKSpace(ImageTransform):
+class FromKSpace(_KSpaceConversion):
     """Centred orthonormal k-space (complex, or ``2C`` real/imaginary channels) back to an image.
 
     Args:
         spatial_dims: as in :class:`ToKSpace`.
         output: ``"real"`` (exact inverse of :class:`ToKSpace` for real images), ``"magnitude"`` (what a scanner
             shows) or ``"complex"``.
+
+    ``inverse`` returns the k-space in its input form; it is exact for ``"complex"``, exact for ``"real"`` when
+    the k-space is that of a real image (Hermitian; otherwise the imaginary part of the image is lost), and
+    refused for ``"magnitude"`` (the phase is lost).
     """
 
     def __init__(self, spatial_dims: int | None = None, output: str = "real") -> None:
@@ -236,18 +277,29 @@ class FromKSpace(ImageTransform):
         self.spatial_dims, self.output = spatial_dims, output
 
     def __call__(self, img: Any) -> Any:
-        k = join_complex(self.unwrap(img))
+        x = self.unwrap(img)
+        k = join_complex(x)
         self.check_channel_first(k, "FromKSpace")
-        image = from_kspace(k, kspace_axes(k, self.spatial_dims))
+        axes = kspace_axes(k, self.spatial_dims)
+        image = from_kspace(k, axes)
         out = {"real": image.real, "magnitude": image.abs(), "complex": image}[self.output]
-        return self.wrap(out, img)
+        return self.traced(self.wrap(out, img), x, axes, form="complex" if x.is_complex() else "real_imag")
+
+    def invert(self, y, record):
+        if record["output"] == "magnitude":
+            raise ValueError("FromKSpace(output='magnitude') discards the phase; it cannot be inverted.")
+        return _restore(to_kspace(_fft_ready(y), record["axes"]), record, record["form"])
 
 
-class KSpaceComponents(ImageTransform):
+class KSpaceComponents(_KSpaceConversion):
     """Channels of k-space components: amplitude, log-amplitude, phase, real, imaginary.
 
     A complex input (or ``source="kspace"`` with real/imaginary channels) is read as k-space; a real image is
     transformed first. Output: ``C * len(components)`` channels, grouped by component.
+
+    ``inverse`` rebuilds the k-space from ``real`` and ``imag``, or from ``phase`` and ``amplitude`` (or
+    ``log_amplitude``), and returns the input in its form (image or k-space); other component sets lose
+    information and are refused.
     """
 
     def __init__(
@@ -265,14 +317,36 @@ class KSpaceComponents(ImageTransform):
         x = self.unwrap(img)
         self.check_channel_first(x, "KSpaceComponents")
         if self.source == "kspace" or (self.source == "auto" and x.is_complex()):
-            k = join_complex(x)
+            k, axes = join_complex(x), kspace_axes(x, self.spatial_dims)
+            form = "complex" if x.is_complex() else "real_imag"
         else:
-            k = to_kspace(_fft_ready(x), kspace_axes(x, self.spatial_dims))
-        return self.wrap(kspace_components(k, self.components), img)
+            axes = kspace_axes(x, self.spatial_dims)
+            k, form = to_kspace(_fft_ready(x), axes), "image"
+        return self.traced(self.wrap(kspace_components(k, self.components), img), x, axes, form=form)
+
+    def invert(self, y, record):
+        parts = dict(zip(record["components"], torch.chunk(y, len(record["components"]), dim=0)))
+        if "real" in parts and "imag" in parts:
+            k = torch.complex(parts["real"], parts["imag"])
+        elif "phase" in parts and ("amplitude" in parts or "log_amplitude" in parts):
+            amplitude = parts["amplitude"] if "amplitude" in parts else torch.expm1(parts["log_amplitude"])
+            k = torch.polar(amplitude, parts["phase"])
+        else:
+            raise ValueError(
+                f"KSpaceComponents{tuple(record['components'])} cannot be inverted: it needs real and imag, or "
+                f"phase and amplitude (or log_amplitude)."
+            )
+        if record["form"] == "image":
+            return _restore(from_kspace(k, record["axes"]), record, "image")
+        return _restore(k, record, record["form"])
 
 
-class KSpaceUndersample(Randomizable, ImageTransform):
+class KSpaceUndersample(TraceableTransform, ImageTransform):
     """Retrospective Cartesian undersampling: zero-filled image and sampling mask.
+
+    Deterministic: ``kind="random"`` lines are the realisation ``seed`` (``set_random_state(seed)`` sets it as
+    MONAI's seeding API does); :class:`~monai_kcross.transforms.RandKSpaceUndersampled` draws new lines per
+    call. On a ``MetaTensor`` the image records the settings, ``seed`` and the number of kept ``lines``.
 
     Args:
         acceleration: undersampling factor ``R``.
@@ -281,6 +355,7 @@ class KSpaceUndersample(Randomizable, ImageTransform):
         axis: which k-space axis is phase-encoded (lines are chosen along it), default the first.
         spatial_dims: as in :class:`ToKSpace`.
         output: image returned, ``"magnitude"`` (default), ``"real"`` or ``"complex"``.
+        seed: the realisation of random lines.
 
     Returns:
         ``(image, mask)``: the zero-filled image ``(C, *spatial)`` and the float 0/1 mask ``(1, *spatial)``.
@@ -294,27 +369,31 @@ class KSpaceUndersample(Randomizable, ImageTransform):
         axis: int = 0,
         spatial_dims: int | None = None,
         output: str = "magnitude",
+        seed: int = 0,
     ) -> None:
         cartesian_mask(8, acceleration, center_fraction, kind, np.random.RandomState(0))  # validate early
         if output not in ("real", "magnitude", "complex"):
             raise ValueError(f"output must be 'real', 'magnitude' or 'complex', got {output!r}.")
         self.acceleration, self.center_fraction, self.kind = acceleration, center_fraction, kind
         self.axis, self.spatial_dims, self.output = axis, spatial_dims, output
-        self._state = np.random.RandomState(0)
+        self.seed = check_seed(seed)
 
-    def randomize(self, data: Any = None) -> None:
-        self._state = np.random.RandomState(self.R.randint(0, 2**31 - 1))
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Select the realisation (see :meth:`~monai_kcross.transforms.Perturbation.set_random_state`)."""
+        self.seed = check_seed(seed if seed is not None else (state or np.random.RandomState()).randint(0, 2**31 - 1))
+        return self
 
-    def __call__(self, img: Any, randomize: bool = True) -> tuple[Any, Any]:
+    def __call__(self, img: Any, seed: int | None = None) -> tuple[Any, Any]:
+        """Undersample ``img`` ``(C, *spatial)``; ``seed`` overrides the instance's realisation for this call."""
         x = self.unwrap(img)
         self.check_channel_first(x, "KSpaceUndersample")
         axes = kspace_axes(x, self.spatial_dims)
         if not -len(axes) <= self.axis < len(axes):
             raise ValueError(f"KSpaceUndersample: axis={self.axis} is not one of the {len(axes)} k-space axes.")
-        if randomize:
-            self.randomize()
+        seed = self.seed if seed is None else check_seed(seed)
         axis = axes[self.axis]
-        lines = cartesian_mask(x.shape[axis], self.acceleration, self.center_fraction, self.kind, self._state)
+        state = np.random.RandomState(draw_seed(seed))
+        lines = cartesian_mask(x.shape[axis], self.acceleration, self.center_fraction, self.kind, state)
         shape = [1] * x.ndim
         shape[axis] = x.shape[axis]
         mask = lines.to(x.device).reshape(shape)
@@ -322,4 +401,8 @@ class KSpaceUndersample(Randomizable, ImageTransform):
         image = from_kspace(k, axes)
         out = {"real": image.real, "magnitude": image.abs(), "complex": image}[self.output]
         full_mask = mask.expand(1, *x.shape[1:]).to(torch.float32)
-        return self.wrap(out, img), self.wrap(full_mask, img)
+        self.applied = {**settings_of(self), "seed": seed, "lines": int(lines.sum())}
+        out = self.wrap(out, img)
+        if isinstance(out, MetaTensor):
+            out = self.push_transform(out, extra_info=dict(self.applied))
+        return out, self.wrap(full_mask, img)

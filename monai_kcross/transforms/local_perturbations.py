@@ -5,9 +5,16 @@ removed, added, or loses contrast. Each class states its ``margin``: no voxel fa
 (Euclidean) from the region changes (for :class:`LesionInsertion`, from the inserted lesion). After a call,
 ``new_region`` holds the lesion footprint after the alteration (used by the dictionary versions'
 ``label_key``).
+
+An empty region (a healthy subject), or one that cannot hold the alteration (a placement region thinner than
+the lesion, a lesion covering the whole image), leaves the image unchanged and records why (``applied``
+False, ``reason``); ``strict=True`` raises instead. Settings that can never work (an explicit ``center``
+outside the region) always raise.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -15,7 +22,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from ..functional.filtering import gaussian_blur
-from .base import Perturbation
+from .base import NotApplicable, Perturbation
 
 __all__ = ["LesionInsertion", "LesionRemoval", "LesionResize", "LocalContrastChange", "LocalElasticDeformation"]
 
@@ -46,17 +53,28 @@ class LocalElasticDeformation(Perturbation):
 
     Physical parameter: peak displacement ``s * max_displacement`` voxels (default up to 3), reached inside the
     region; the random field has a spatial correlation of ``smoothness`` voxels and is faded out linearly over
-    ``margin`` voxels. ``new_region`` is the region carried along by the deformation.
+    ``margin`` voxels; the field is the realisation ``seed``. ``new_region`` is the region carried along by
+    the deformation. Recorded: ``displacement`` (the peak, voxels).
     """
 
     needs_region = True
 
-    def __init__(self, severity=1.0, max_displacement=3.0, smoothness=3.0, margin=6.0, labels=None):
-        super().__init__(severity, labels)
+    def __init__(
+        self,
+        severity: float = 1.0,
+        max_displacement: float = 3.0,
+        smoothness: float = 3.0,
+        margin: float = 6.0,
+        labels: Sequence[int] | None = None,
+        seed: int = 0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(severity, labels, seed, strict)
         self.max_displacement, self.smoothness, self.margin = max_displacement, smoothness, margin
 
     def apply(self, x, severity, region):
         spatial = tuple(x.shape[1:])
+        self.applied.update(displacement=severity * self.max_displacement)
         weight = _taper(region, self.margin, x.dtype)
         noise = torch.randn((len(spatial), *spatial), generator=self.generator()).to(x.device, x.dtype)
         field = gaussian_blur(noise, self.smoothness, tuple(range(1, len(spatial) + 1))) * (weight > 0)
@@ -79,13 +97,20 @@ class LesionResize(Perturbation):
     Physical parameter: the change of radius ``s * max_radius`` (voxels, Euclidean). Growing gives the new
     voxels the intensity of the nearest lesion voxel (lightly smoothed); shrinking fills the removed rim from
     the nearest healthy voxel. ``margin`` is ``max_radius`` when growing and 0 when shrinking. Voxels change
-    in whole steps: severities below ``1 / max_radius`` move no voxel.
+    in whole steps: severities below ``1 / max_radius`` move no voxel. Recorded: ``radius`` (the change).
     """
 
     needs_region = True
 
-    def __init__(self, severity=1.0, mode="shrink", max_radius=3.0, labels=None):
-        super().__init__(severity, labels)
+    def __init__(
+        self,
+        severity: float = 1.0,
+        mode: str = "shrink",
+        max_radius: float = 3.0,
+        labels: Sequence[int] | None = None,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(severity, labels, strict=strict)
         if mode not in ("grow", "shrink"):
             raise ValueError(f"mode must be 'grow' or 'shrink', got {mode!r}.")
         self.mode, self.max_radius = mode, max_radius
@@ -93,13 +118,14 @@ class LesionResize(Perturbation):
 
     def apply(self, x, severity, region):
         radius = severity * self.max_radius
+        self.applied.update(radius=radius)
         if self.mode == "grow":
             distance, nearest = _distance_to(region)
             changed = (distance > 0) & (distance <= radius)
             self.new_region = region | torch.from_numpy(changed).to(region.device)
         else:
             if bool(region.all()):
-                raise ValueError("LesionResize: the region covers the whole image; there is no healthy tissue.")
+                raise NotApplicable("LesionResize: the region covers the whole image; there is no healthy tissue.")
             distance, nearest = _distance_to(~region)  # inside the lesion: distance to healthy tissue
             changed = (distance > 0) & (distance <= radius)
             self.new_region = region & ~torch.from_numpy(changed).to(region.device)
@@ -115,15 +141,22 @@ class LesionRemoval(Perturbation):
     """Replace a lesion (dilated by one voxel) with surrounding healthy tissue.
 
     The hole is filled by diffusion from its border (harmonic inpainting) plus noise matching the texture of a
-    3-voxel shell around it. Physical parameter: the fraction ``s`` of the lesion's deviation from healthy
-    tissue that is removed (``x + s * (filled - x)``). ``margin`` is 1 voxel.
+    3-voxel shell around it (the realisation ``seed``). Physical parameter: the fraction ``s`` of the
+    lesion's deviation from healthy tissue that is removed (``x + s * (filled - x)``). ``margin`` is 1 voxel.
     """
 
     needs_region = True
     margin = 1.0
 
-    def __init__(self, severity=1.0, iterations=200, labels=None):
-        super().__init__(severity, labels)
+    def __init__(
+        self,
+        severity: float = 1.0,
+        iterations: int = 200,
+        labels: Sequence[int] | None = None,
+        seed: int = 0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(severity, labels, seed, strict)
         self.iterations = iterations
 
     def apply(self, x, severity, region):
@@ -156,19 +189,34 @@ class LesionInsertion(Perturbation):
 
     The lesion is a smooth ellipsoid of radius ``radius`` voxels (random axis ratios 0.8-1.2), centred at a
     voxel at least ``radius`` deep inside the region when there is one (the region must be at least
-    ``radius`` voxels thick; an explicit ``center`` must lie in the region); its profile
+    ``radius`` voxels thick; an explicit ``center`` must lie in the region; otherwise centre and axis ratios
+    are the realisation ``seed``); its profile
     ``clip(1.5 - d / r, 0, 1)`` multiplies the image by ``1 -/+ s * max_contrast`` at its core
     (``hyperintense`` selects the sign). Physical parameter: the lesion contrast ``s * max_contrast``
     (default up to 60 %). No voxel farther than ``1.5 * 1.2 * radius`` from the centre changes; measured from
     the voxels of the inserted lesion (``new_region``, where ``d <= 1``) the margin is ``0.6 * radius + 1``.
+    Recorded: ``contrast`` and the chosen ``center``.
     """
 
     needs_region = True
 
-    def __init__(self, severity=1.0, max_contrast=0.6, radius=4.0, center=None, hyperintense=False, labels=None):
-        super().__init__(severity, labels)
+    def __init__(
+        self,
+        severity: float = 1.0,
+        max_contrast: float = 0.6,
+        radius: float = 4.0,
+        center: Sequence[int] | None = None,
+        hyperintense: bool = False,
+        labels: Sequence[int] | None = None,
+        seed: int = 0,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(severity, labels, seed, strict)
         self.max_contrast, self.radius, self.center, self.hyperintense = max_contrast, radius, center, hyperintense
         self.margin = 0.5 * 1.2 * radius + 1.0  # profile support beyond d = 1, plus one voxel of discretisation
+
+    def unchanged_footprint(self, region: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(region)  # no lesion inserted (the region is where it would go)
 
     def choose_center(self, region: torch.Tensor) -> list[int]:
         if self.center is not None:
@@ -180,7 +228,7 @@ class LesionInsertion(Perturbation):
             return center
         depth = ndimage.distance_transform_edt(region.cpu().numpy())
         if depth.max() < 0.5 * self.radius:
-            raise ValueError(
+            raise NotApplicable(
                 f"LesionInsertion: the placement region is at most {2 * depth.max():.0f} voxels thick, too thin for "
                 f"a lesion of radius {self.radius}; pass a smaller radius or a larger region."
             )
@@ -190,6 +238,7 @@ class LesionInsertion(Perturbation):
 
     def apply(self, x, severity, region):
         center = self.choose_center(region)
+        self.applied.update(contrast=severity * self.max_contrast, center=center)
         ratios = 0.8 + 0.4 * torch.rand(region.ndim, generator=self.generator(), dtype=torch.float64)
         axes = [torch.arange(n, device=x.device, dtype=x.dtype) for n in region.shape]
         grid = torch.meshgrid(*axes, indexing="ij")
@@ -206,16 +255,24 @@ class LocalContrastChange(Perturbation):
     ``mu + (x - mu) * (1 - s * max_change * w)``, where ``mu`` is the mean of a shell of ``margin`` voxels
     around the region and ``w`` is 1 inside the region, tapering to 0 over ``margin`` voxels. Physical
     parameter: the relative loss of lesion-to-background contrast ``s * max_change`` (default up to 80 %;
-    negative ``max_change`` boosts contrast).
+    negative ``max_change`` boosts contrast; recorded as ``contrast_change``).
     """
 
     needs_region = True
 
-    def __init__(self, severity=1.0, max_change=0.8, margin=3.0, labels=None):
-        super().__init__(severity, labels)
+    def __init__(
+        self,
+        severity: float = 1.0,
+        max_change: float = 0.8,
+        margin: float = 3.0,
+        labels: Sequence[int] | None = None,
+        strict: bool = False,
+    ) -> None:
+        super().__init__(severity, labels, strict=strict)
         self.max_change, self.margin = max_change, margin
 
     def apply(self, x, severity, region):
+        self.applied.update(contrast_change=severity * self.max_change)
         weight = _taper(region, self.margin, x.dtype)
         shell = (weight > 0) & ~region
         reference = x[:, shell].mean(dim=1) if bool(shell.any()) else x[:, region].mean(dim=1)

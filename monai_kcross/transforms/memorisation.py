@@ -23,11 +23,15 @@ class Memorise(Perturbation):
         training_images: the training set, a tensor ``(N, C, *spatial)`` or a sequence of channel-first images
             of the same shape as the inputs.
         severity: blend weight (physical parameter: the fraction of the training image in the output).
-        mode: ``"random"`` picks a training image at random (seeded), ``"nearest"`` the one closest in MSE.
+        mode: ``"random"`` picks a training image at random (the realisation ``seed``), ``"nearest"`` the one
+            closest in MSE. The chosen index is recorded as ``index`` (and kept in ``last_index``).
+        seed: the realisation of the random pick.
     """
 
-    def __init__(self, training_images: Sequence | torch.Tensor, severity: float = 1.0, mode: str = "random"):
-        super().__init__(severity)
+    def __init__(
+        self, training_images: Sequence | torch.Tensor, severity: float = 1.0, mode: str = "random", seed: int = 0
+    ) -> None:
+        super().__init__(severity, seed=seed)
         if mode not in ("random", "nearest"):
             raise ValueError(f"mode must be 'random' or 'nearest', got {mode!r}.")
         if isinstance(training_images, torch.Tensor):
@@ -52,4 +56,5 @@ class Memorise(Perturbation):
         else:
             index = int(torch.randint(len(bank), (1,), generator=self.generator()).item())
         self.last_index = index
+        self.applied.update(index=index)
         return torch.lerp(x, bank[index], severity)  # exactly the training image at severity 1
