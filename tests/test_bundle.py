@@ -257,7 +257,7 @@ def test_train_config_fine_tunes_the_score_heads(elsewhere):
     start, tuned = load_kcross(), load_kcross(elsewhere / "kcross_finetuned")
     for name in ("complex_net", "structure_net", "tumour_net"):  # frozen encoders
         torch.testing.assert_close(getattr(tuned, name).state_dict(), getattr(start, name).state_dict())
-    assert not torch.equal(tuned.natural_head[0].weight, start.natural_head[0].weight)
+    assert not torch.equal(tuned.natural_head.weight1, start.natural_head.weight1)  # the MonotoneHead trained
     # the saved heads give the best validation MSE that the evaluator logged
     entries, images = _example("validation")
     scores = kcross(images["synthesized"], images["reference"], images["source"], network=tuned)[:, 0]

@@ -134,7 +134,7 @@ def _mismatched_config(bundle):
 
 def _changed_weights(bundle):
     checkpoint = torch.load(bundle / "models" / "model.pt", weights_only=True)
-    checkpoint["state_dict"]["bias"] += 1
+    checkpoint["state_dict"]["natural_head.bias1"] += 1
     torch.save(checkpoint, bundle / "models" / "model.pt")
     return "sha256 differs"
 

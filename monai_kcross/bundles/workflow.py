@@ -19,17 +19,21 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..functional.intensity import to_unit_range
+from ..functional.validation import as_plain_tensor
 from ..metrics.kcross import KCrossScorer
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
+from ..networks.segmenter import load_segmenter, segment_probabilities
 
 __all__ = ["KCrossBundleNetwork", "KCrossSlices", "empty_kcross"]
 
@@ -123,6 +127,7 @@ class KCrossBundleNetwork(KCrossScorer):
                 "fine-tuning K-CROSS takes 2-D slices (B, 3|4, H, W) -- synthesized, reference, source[, lesion] -- "
                 f"got shape {tuple(x.shape)}; cut volumes into slices first."
             )
+        x = as_plain_tensor(x)  # batches of MetaTensors do not slice into single items
         data_range = self.options.get("data_range", "reference")
         synthesized, reference = to_unit_range(x[:, 0:1], x[:, 1:2], data_range, "kcross", torch.float32)
         source = to_unit_range(x[:, 2:3], x[:, 2:3], "reference", "kcross (source)", torch.float32)[1]
@@ -137,11 +142,18 @@ class KCrossBundleNetwork(KCrossScorer):
 
 
 class _SliceGraph(nn.Module):
-    """One K-CROSS forward pass on one unit-range slice ``(1, 4, H, W)``, the form that is traced."""
+    """One K-CROSS forward pass on one unit-range slice ``(1, 4, H, W)``, the form that is traced.
 
-    def __init__(self, network: KCross, branches: Sequence[str]) -> None:
+    The lesion segmenter (whose probability maps the tumour branch compares) is a submodule, so that its weights
+    are parameters of the traced graph; the network itself is not changed (a shallow copy gets the segmenter).
+    """
+
+    def __init__(self, network: KCross, branches: Sequence[str], segmenter: nn.Module) -> None:
         super().__init__()
-        self.network, self.branches = network, tuple(branches)
+        self.segmenter = segmenter.eval()
+        self.network = copy.copy(network)
+        self.network._segmenter = lambda image, foreground: segment_probabilities(image, foreground, self.segmenter)
+        self.branches = tuple(branches)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lesion = x[:, 3:4]
@@ -169,9 +181,12 @@ class KCrossSlices(nn.Module):
         self.with_lesion, self.without_lesion, self.min_lesion = with_lesion, without_lesion, int(min_lesion)
 
     @classmethod
-    def from_network(cls, network: KCross, branches: Sequence[str] = BRANCHES) -> KCrossSlices:
-        """Trace ``network`` (weights loaded) on one slice with and one without a lesion."""
-        graph = _SliceGraph(network, branches).eval()
+    def from_network(
+        cls, network: KCross, branches: Sequence[str] = BRANCHES, segmenter: str | Path | None = None
+    ) -> KCrossSlices:
+        """Trace ``network`` (weights loaded) and ``segmenter`` (a checkpoint; default: the package's) on one
+        slice with and one without a lesion."""
+        graph = _SliceGraph(network, branches, load_segmenter(segmenter)).eval()
         device = next(network.parameters()).device
         image = torch.rand(_TRACE_SHAPE, generator=torch.Generator().manual_seed(0)).to(device)
         traced = []

@@ -1,11 +1,13 @@
 """Losses: perceptual distances as losses and the K-CROSS training losses."""
 
 from .kcross import (
+    RatingLoss,
     frequency_loss,
     inconsistency_loss,
     laplacian_loss,
     mmd_loss,
     ranking_loss,
+    rating_loss,
     severity_order_loss,
     structure_loss,
     tumour_loss,
@@ -17,11 +19,13 @@ __all__ = [
     "DISTSLoss",
     "LPIPSLoss",
     "PerceptualLoss",
+    "RatingLoss",
     "frequency_loss",
     "inconsistency_loss",
     "laplacian_loss",
     "mmd_loss",
     "ranking_loss",
+    "rating_loss",
     "severity_order_loss",
     "structure_loss",
     "tumour_loss",

@@ -9,6 +9,8 @@
 * :func:`tumour_loss` -- Laplacian loss plus a perceptual distance (the package's LPIPS when its ImageNet
   weights are installed, otherwise the in-domain feature distance).
 * :func:`structure_loss` -- L1 reconstruction; :func:`inconsistency_loss` -- MSE to quality labels;
+  :func:`rating_loss` (:class:`RatingLoss`) -- that MSE plus the same error on the penalty scale
+  (``score = exp(-penalty)``), so that very poor syntheses keep a gradient;
   :func:`within_group_loss` -- MSE after removing each subject's mean;
 * :func:`ranking_loss` and :func:`severity_order_loss` -- hinge losses that order the penalties of a reference's
   variants: benign below harmful, and non-decreasing with the severity of one kind of change.
@@ -20,13 +22,16 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
+    "RatingLoss",
     "frequency_loss",
     "inconsistency_loss",
     "laplacian_loss",
     "mmd_loss",
     "ranking_loss",
+    "rating_loss",
     "severity_order_loss",
     "structure_loss",
     "tumour_loss",
@@ -141,6 +146,42 @@ def structure_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tens
 def inconsistency_loss(score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """MSE between predicted scores and quality labels (both in [0, 1])."""
     return F.mse_loss(score.reshape(-1), label.reshape(-1).to(score.dtype))
+
+
+def rating_loss(
+    score: torch.Tensor, label: torch.Tensor, penalty: torch.Tensor | None = None, penalty_weight: float = 0.1
+) -> torch.Tensor:
+    """MSE between K-CROSS scores and quality labels plus ``penalty_weight`` x the MSE between the penalties and
+    ``-log(label)`` (labels clamped to ``[1e-3, 1]``).
+
+    With ``score = exp(-penalty)`` the score's gradient ``-score`` vanishes for poor syntheses (large penalties);
+    the penalty term keeps their gradient. ``penalty`` defaults to ``-log(score)`` (exact while ``score`` is above
+    float underflow, i.e. penalties below about 87 in float32).
+
+    Args:
+        score: ``(N,)`` or ``(N, 1)`` scores in ``(0, 1]``.
+        label: quality labels in ``[0, 1]``, ``N`` elements.
+        penalty: ``(N,)`` penalties (``KCross.heads(...)["penalty"]``), optional.
+        penalty_weight: weight of the penalty term.
+    """
+    score = score.reshape(-1)
+    label = label.reshape(-1).to(score.dtype)
+    if penalty is None:
+        penalty = -torch.log(score.clamp_min(torch.finfo(score.dtype).tiny))
+    target = -torch.log(label.clamp(1e-3, 1.0))
+    return F.mse_loss(score, label) + penalty_weight * F.mse_loss(penalty.reshape(-1), target)
+
+
+class RatingLoss(nn.Module):
+    """:func:`rating_loss` as a loss module ``loss(score, label)`` (the fine-tuning loss of the K-CROSS bundle's
+    ``configs/train.json``; the penalty is recovered from the score)."""
+
+    def __init__(self, penalty_weight: float = 0.1) -> None:
+        super().__init__()
+        self.penalty_weight = penalty_weight
+
+    def forward(self, score: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return rating_loss(score, label, penalty_weight=self.penalty_weight)
 
 
 def within_group_loss(score: torch.Tensor, label: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:

@@ -287,9 +287,17 @@ def _worst_mean(values: torch.Tensor, inside: torch.Tensor, fraction: float) -> 
     """Mean of the largest ``fraction`` of ``values`` ``(B, C, h, w)`` inside ``inside`` ``(B, 1, h, w)``."""
     flat = torch.where(inside, values, torch.zeros_like(values)).flatten(2)
     count = inside.flatten(1).sum(1).clamp_min(1)
-    k = max(1, round(fraction * flat.shape[-1]))
-    top = flat.topk(min(k, flat.shape[-1]), dim=-1).values  # zeros outside never exceed the deviations (>= 0)
-    k_rows = (count.to(values.dtype) * fraction).clamp(min=1, max=k)
+    k_rows = (count.to(values.dtype) * fraction).clamp(min=1)
+    if torch.jit.is_tracing():
+        # a traced graph must follow the slice size: k is computed from the traced size, and a full sort replaces
+        # the top-k (same values in the same order; the ranks beyond k are masked below)
+        size = torch.ones_like(flat[0, 0]).sum()
+        k_rows = torch.minimum(k_rows, torch.round(fraction * size).clamp_min(1))
+        top = flat.sort(dim=-1, descending=True).values
+    else:
+        k = max(1, round(fraction * flat.shape[-1]))
+        k_rows = k_rows.clamp(max=k)
+        top = flat.topk(min(k, flat.shape[-1]), dim=-1).values  # zeros outside never exceed the deviations (>= 0)
     ranks = torch.arange(top.shape[-1], device=values.device)
     keep = ranks[None, None, :] < k_rows[:, None, None]
     return (top * keep).sum(-1) / k_rows[:, None]

@@ -36,7 +36,7 @@ from monai.handlers import CheckpointLoader, CheckpointSaver, StatsHandler
 from monai.utils import set_determinism
 
 from ..functional.intensity import to_unit_range
-from ..losses.kcross import inconsistency_loss, within_group_loss
+from ..losses.kcross import inconsistency_loss, rating_loss, within_group_loss
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
 
 __all__ = ["load_split", "simulated_pairs", "spearman", "train_kcross"]
@@ -413,9 +413,7 @@ def _stage2(
         # the inconsistency loss on the score plus the same error on the penalty scale (score = exp(-penalty)):
         # the second term keeps a gradient where exp(-penalty) underflows for very poor syntheses
         score = out["score"]
-        loss = inconsistency_loss(score, target) + 0.1 * torch.mean(
-            (out["penalty"].reshape(-1) + torch.log(target.reshape(-1).clamp(1e-3, 1.0))).square()
-        )
+        loss = rating_loss(score, target, out["penalty"])
         return loss + within_weight * within_group_loss(score, target, group) if within_weight else loss
 
     optimiser = torch.optim.Adam(network.score_parameters(), lr=learning_rate, weight_decay=1e-4)
