@@ -17,7 +17,15 @@ from jsonschema import ValidationError, validate
 from monai.bundle import ConfigParser, ConfigWorkflow, ckpt_export, load, verify_metadata, verify_net_in_out
 from monai.transforms import LoadImage
 
-from monai_kcross.bundles import BUNDLE_SCHEMA, KCROSS_BUNDLE, KCrossBundleNetwork, export_bundle, verify_bundle
+import monai_kcross
+from monai_kcross.bundles import (
+    BUNDLE_SCHEMA,
+    KCROSS_BUNDLE,
+    KCrossBundleNetwork,
+    export_bundle,
+    required_packages,
+    verify_bundle,
+)
 from monai_kcross.bundles.verify import sha256
 from monai_kcross.cli import main
 from monai_kcross.data import read_pair_datalist
@@ -89,6 +97,7 @@ def test_metadata_follows_the_bundle_schema_and_size_limit(elsewhere):
         for tensor in metadata["network_data_format"][group].values():
             assert all(key in tensor for key in TENSOR_REQUIRED)
     assert metadata["network_data_format"]["outputs"]["pred"]["type"] == "score"  # a regression score
+    assert metadata["required_packages_version"] == required_packages()  # the package that builds network_def
     assert "not" in metadata["intended_use"] and "radiologist" in metadata["intended_use"]
     size = sum(f.stat().st_size for f in KCROSS_BUNDLE.rglob("*") if f.is_file()) / 2**20
     assert size <= 50
@@ -281,6 +290,7 @@ def test_export_writes_weights_metadata_and_hashes(tmp_path):
     assert metadata["version"] == f"{major}.{minor}.{int(patch) + 1}"
     assert "test export" in metadata["changelog"][metadata["version"]]
     assert metadata["eval_metrics"] == {"srcc": 0.5} and metadata["monai_version"] == monai.__version__
+    assert metadata["required_packages_version"]["monai-kcross"] == monai_kcross.__version__
     assert json.loads((bundle / "docs" / "training_summary.json").read_text())["seed"] == 7
     exported = load_kcross(bundle)
     for key, value in network.state_dict().items():

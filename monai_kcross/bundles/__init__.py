@@ -24,7 +24,15 @@ import torch
 from .verify import LARGE_FILES, large_files, verify_bundle
 from .workflow import KCrossBundleNetwork
 
-__all__ = ["BUNDLE_SCHEMA", "KCROSS_BUNDLE", "KCrossBundleNetwork", "bundle_info", "export_bundle", "verify_bundle"]
+__all__ = [
+    "BUNDLE_SCHEMA",
+    "KCROSS_BUNDLE",
+    "KCrossBundleNetwork",
+    "bundle_info",
+    "export_bundle",
+    "required_packages",
+    "verify_bundle",
+]
 
 KCROSS_BUNDLE = Path(__file__).resolve().parent / "kcross_brain_mri"
 MAX_BUNDLE_MB = 50.0
@@ -88,6 +96,7 @@ def export_bundle(
     metadata["monai_version"] = monai.__version__
     metadata["pytorch_version"] = torch.__version__.split("+")[0]
     metadata["numpy_version"] = np.__version__
+    metadata["required_packages_version"] = required_packages()
     metadata["network_config"] = network.config.to_dict()
     metadata["parameters"] = int(sum(p.numel() for p in network.parameters()))
     if eval_metrics is not None:
@@ -95,6 +104,17 @@ def export_bundle(
     metadata_file.write_text(json.dumps(metadata, indent=4) + "\n")
     (bundle / LARGE_FILES).write_text(json.dumps(large_files(bundle), indent=4) + "\n")
     return target
+
+
+def required_packages() -> dict[str, str]:
+    """The packages a bundle's configs need beyond MONAI, PyTorch and NumPy, at their installed versions: the
+    package whose code builds ``network_def`` (a new K-CROSS architecture needs the monai-kcross that has it), NIfTI
+    reading and ignite's metrics."""
+    from importlib.metadata import version
+
+    from .. import __version__
+
+    return {"monai-kcross": __version__, "nibabel": version("nibabel"), "pytorch-ignite": version("pytorch-ignite")}
 
 
 def _metadata(bundle: Path) -> dict[str, Any]:

@@ -13,8 +13,10 @@
 * in a ``SupervisedTrainer`` (training mode, gradients on) it scores 2-D slices with the descriptors computed
   without gradients and differentiable score heads: fine-tuning refits the heads only;
 * ``torch.jit.script`` of it (what ``ckpt_export`` does) gives :class:`KCrossSlices`, the network part in
-  TorchScript: unit-range 2-D slices with a lesion-mask channel in, the score out. The front end -- intensity
-  mapping, cutting volumes into slices, predicting lesion masks with the segmenter -- stays in Python.
+  TorchScript: unit-range 2-D slices with a lesion-mask channel in, the score out. It holds the K-CROSS 1.0
+  network with its histogram harmonisation and the segmenter's weights (the tumour branch compares tissue and
+  lesion probability maps); the lesion mask is an input. The front end -- intensity mapping, cutting volumes into
+  slices, predicting lesion masks when none is given -- stays in Python.
 """
 
 from __future__ import annotations
