@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import pickle
 import time
 from collections import defaultdict
@@ -249,8 +250,11 @@ def main() -> None:
     parser.add_argument("--metrics", nargs="+", default=[*BASELINES, *KCROSS_VARIANTS])
     parser.add_argument("--network", default=None, help="K-CROSS bundle or checkpoint (default: shipped)")
     parser.add_argument("--cache", default=None, help="pickle file caching the simulated cases")
+    parser.add_argument(
+        "--radius-range", nargs=2, type=float, default=(5.0, 9.0), help="lesion radius range (voxels at 1.2 mm)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache) if args.cache else None
@@ -259,7 +263,9 @@ def main() -> None:
         cases = pickle.loads(cache.read_bytes())
     else:
         anatomy = robex_anatomy(args.ref_vols)
-        cases = build_cases(anatomy, subjects, tuple(args.contrasts), tuple(args.orientations))
+        cases = build_cases(
+            anatomy, subjects, tuple(args.contrasts), tuple(args.orientations), tuple(args.radius_range)
+        )
         if cache is not None:
             cache.write_bytes(pickle.dumps(cases))
     metrics = _metric_functions(args.metrics, args.network)
