@@ -132,6 +132,22 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _identity(info: registry.MetricInfo | registry.NoReferenceMetricInfo) -> list[str]:
+    """Name, metric class, handler, direction and range: the first cells of both registry tables."""
+    return [
+        f"`{info.name}`",
+        f"`{_name(info.metric_class_ref)}`",
+        f"`{_name(info.handler_class_ref)}`",
+        "higher" if info.higher_is_better else "lower",
+        _range(*info.value_range),
+    ]
+
+
+def _sources(info: registry.MetricInfo | registry.NoReferenceMetricInfo) -> tuple[str, str]:
+    """The reference (with its DOI) and what the implementation was checked against."""
+    return _reference(info), _cell(info.checked_against)
+
+
 def _full_reference_rows() -> list[list[str]]:
     aliases: dict[str, list[str]] = {}
     for alias, name in registry._ALIASES.items():
@@ -148,20 +164,8 @@ def _full_reference_rows() -> list[list[str]]:
         if info.uses_segmenter:
             notes.append("runs a segmenter (`segmenter=`)")
         notes.extend(f"`{key}={value!r}`" for key, value in info.options)
-        rows.append(
-            [
-                f"`{info.name}`",
-                f"`{_name(info.metric_class_ref)}`",
-                f"`{_name(info.handler_class_ref)}`",
-                "higher" if info.higher_is_better else "lower",
-                _range(*info.value_range),
-                _number(info.ideal),
-                info.volumes,
-                _reference(info),
-                _cell(info.checked_against),
-                "; ".join(notes) or "—",
-            ]
-        )
+        identity, (reference, checked) = _identity(info), _sources(info)
+        rows.append([*identity, _number(info.ideal), info.volumes, reference, checked, "; ".join(notes) or "—"])
     return rows
 
 
@@ -169,20 +173,8 @@ def _no_reference_rows() -> list[list[str]]:
     rows = []
     for info in registry.list_no_reference_metrics():
         options = ", ".join(f"`{key}={value!r}`" for key, value in info.options)
-        rows.append(
-            [
-                f"`{info.name}`",
-                f"`{_name(info.metric_class_ref)}`",
-                f"`{_name(info.handler_class_ref)}`",
-                "higher" if info.higher_is_better else "lower",
-                _range(*info.value_range),
-                info.volumes,
-                "yes" if info.masks else "no",
-                _reference(info),
-                _cell(info.checked_against),
-                options or "—",
-            ]
-        )
+        identity, (reference, checked) = _identity(info), _sources(info)
+        rows.append([*identity, info.volumes, "yes" if info.masks else "no", reference, checked, options or "—"])
     return rows
 
 
