@@ -106,6 +106,7 @@ class MetricInfo(_LazyEntry):
         needs_weights: external weights the metric needs before it can run ("" if none).
         symmetric: whether swapping ``y_pred`` and ``y`` (with a fixed ``data_range``) keeps the value.
         checked_against: the independent reference the implementation is tested against, and the tolerance.
+        doi: DOI of the defining publication ("" where none is recorded).
 
     ``function``, ``metric_class`` and ``handler_class`` are imported on first use (stored as ``*_ref``).
         options: fixed options of the function that define this entry (e.g. ``classes=("lesion",)``); part of
@@ -129,17 +130,77 @@ class MetricInfo(_LazyEntry):
     checked_against: str = ""
     options: tuple[tuple[str, Any], ...] = ()
     uses_segmenter: bool = False
+    doi: str = ""
 
 
 _INF = math.inf
 _REGISTRY: dict[str, MetricInfo] = {
     info.name: info
     for info in (
-        MetricInfo("mae", F.mae, M.MAEMetric, H.MAEHandler, False, (0.0, _INF), 0.0, "native", "mean absolute error"),
-        MetricInfo("mse", F.mse, M.MSEMetric, H.MSEHandler, False, (0.0, _INF), 0.0, "native", "mean squared error"),
-        MetricInfo("rmse", F.rmse, M.RMSEMetric, H.RMSEHandler, False, (0.0, _INF), 0.0, "native", "root MSE"),
-        MetricInfo("psnr", F.psnr, M.PSNRMetric, H.PSNRHandler, True, (-_INF, _INF), _INF, "native", "PSNR in dB"),
-        MetricInfo("ssim", F.ssim, M.SSIMMetric, H.SSIMHandler, True, (-1.0, 1.0), 1.0, "native", "Wang et al. 2004"),
+        MetricInfo(
+            "mae",
+            F.mae,
+            M.MAEMetric,
+            H.MAEHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "native",
+            "mean absolute error",
+            checked_against="MONAI 1.6.1 MAEMetric (1e-6); NumPy inside masks (1e-12 relative)",
+        ),
+        MetricInfo(
+            "mse",
+            F.mse,
+            M.MSEMetric,
+            H.MSEHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "native",
+            "mean squared error",
+            checked_against="MONAI 1.6.1 MSEMetric (1e-6); NumPy inside masks (1e-12 relative)",
+        ),
+        MetricInfo(
+            "rmse",
+            F.rmse,
+            M.RMSEMetric,
+            H.RMSEHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "native",
+            "root MSE",
+            checked_against="MONAI 1.6.1 RMSEMetric (1e-6); root of scikit-image mean_squared_error inside masks "
+            "(1e-12 relative)",
+        ),
+        MetricInfo(
+            "psnr",
+            F.psnr,
+            M.PSNRMetric,
+            H.PSNRHandler,
+            True,
+            (-_INF, _INF),
+            _INF,
+            "native",
+            "PSNR in dB",
+            checked_against="MONAI 1.6.1 PSNRMetric (float32, 1e-4 dB); scikit-image peak_signal_noise_ratio "
+            "(float64, 1e-6 relative)",
+        ),
+        MetricInfo(
+            "ssim",
+            F.ssim,
+            M.SSIMMetric,
+            H.SSIMHandler,
+            True,
+            (-1.0, 1.0),
+            1.0,
+            "native",
+            "Wang et al. 2004",
+            checked_against="scikit-image structural_similarity, Gaussian window (float64 1e-6, float32 1e-4), "
+            "2-D and 3-D; MONAI 1.6.1 SSIMMetric (1e-5); masked: the scikit-image/MONAI map averaged in the mask",
+            doi="10.1109/TIP.2003.819861",
+        ),
         MetricInfo(
             "ms_ssim",
             F.ms_ssim,
@@ -150,9 +211,22 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "native",
             "Wang, Simoncelli & Bovik 2003",
+            checked_against="MONAI 1.6.1 MultiScaleSSIMMetric (1e-5); pytorch-msssim (1e-4), 2-D and 3-D",
+            doi="10.1109/ACSSC.2003.1292216",
         ),
         MetricInfo(
-            "gmsd", F.gmsd, M.GMSDMetric, H.GMSDHandler, False, (0.0, 1.0), 0.0, "slice-wise", "Xue et al. 2014"
+            "gmsd",
+            F.gmsd,
+            M.GMSDMetric,
+            H.GMSDHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            "slice-wise",
+            "Xue et al. 2014",
+            checked_against="piq 0.8.0 golden values (1e-9); authors' GMSD.m in GNU Octave, std2 (N-1) correction "
+            "applied (1e-9)",
+            doi="10.1109/TIP.2013.2293423",
         ),
         MetricInfo(
             "ms_gmsd",
@@ -164,9 +238,19 @@ _REGISTRY: dict[str, MetricInfo] = {
             0.0,
             "slice-wise",
             "Zhang et al. 2017",
+            checked_against="piq 0.8.0 golden values (1e-9)",
         ),
         MetricInfo(
-            "nlpd", F.nlpd, M.NLPDMetric, H.NLPDHandler, False, (0.0, _INF), 0.0, "slice-wise", "Laparra et al. 2016"
+            "nlpd",
+            F.nlpd,
+            M.NLPDMetric,
+            H.NLPDHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            "slice-wise",
+            "Laparra et al. 2016",
+            checked_against="authors' NLP_dist.m in GNU Octave, golden values (1e-9)",
         ),
         MetricInfo(
             "haarpsi",
@@ -178,6 +262,8 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Reisenhofer et al. 2018",
+            checked_against="authors' haarPsi.py and piq 0.8.0 golden values (1e-9)",
+            doi="10.1016/j.image.2017.11.001",
         ),
         MetricInfo(
             "vsi",
@@ -189,8 +275,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Zhang, Shen & Li 2014 (grey form)",
-            checked_against="piq 0.8.0 (RGB, 1e-6; grey form: piq with the colour prior off, 1e-6); "
-            "authors' MATLAB on TID2013 I01 (1e-4)",
+            checked_against="piq 0.8.0 golden values (colour 1e-9; grey form: piq with the colour prior off, "
+            "5e-5); authors' MATLAB value on TID2013 I01 (1e-5, needs PIQ_ASSETS)",
+            doi="10.1109/TIP.2014.2346028",
         ),
         MetricInfo(
             "fsim",
@@ -202,7 +289,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Zhang et al. 2011 (grey FSIM)",
-            checked_against="piq 0.8.0 (1e-4, median convention); authors' MATLAB on goldhill (1e-4)",
+            checked_against="piq 0.8.0 golden values (2e-5, median convention); authors' MATLAB values on "
+            "goldhill and TID2013 luma (1e-4, needs PIQ_ASSETS)",
+            doi="10.1109/TIP.2011.2109730",
         ),
         MetricInfo(
             "vif_p",
@@ -215,7 +304,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "Sheikh & Bovik 2006 (pixel domain)",
             symmetric=False,
-            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-4)",
+            checked_against="piq 0.8.0 golden values (1e-9); authors' MATLAB values on goldhill and TID2013 "
+            "luma (1e-4, needs PIQ_ASSETS)",
+            doi="10.1109/TIP.2005.859378",
         ),
         MetricInfo(
             "iw_ssim",
@@ -228,7 +319,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "Wang & Li 2011",
             symmetric=False,  # the information weights come from the reference
-            checked_against="piq 0.8.0 on MRI (1e-9); authors' MATLAB on goldhill (1e-9)",
+            checked_against="piq 0.8.0 golden values (1e-9); authors' MATLAB value on goldhill (1e-9, needs "
+            "PIQ_ASSETS)",
+            doi="10.1109/TIP.2010.2092435",
         ),
         MetricInfo(
             "mdsi",
@@ -241,7 +334,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "Nafchi et al. 2016",
             symmetric=False,  # the fused-image terms treat prediction and reference differently
-            checked_against="piq 0.8.0 (1e-6); authors' MATLAB on goldhill (1e-5)",
+            checked_against="piq 0.8.0 golden values (1e-12); authors' MATLAB values on goldhill, sum and mult "
+            "(1e-9, needs PIQ_ASSETS)",
+            doi="10.1109/ACCESS.2016.2604042",
         ),
         MetricInfo(
             "cw_ssim",
@@ -253,7 +348,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "slice-wise",
             "Sampat et al. 2009",
-            checked_against="pyrtools' steerable pyramid (port of buildSCFpyr) with cwssim_index.m pooling (1e-9)",
+            checked_against="pyrtools' steerable pyramid (port of buildSCFpyr) with cwssim_index.m pooling, "
+            "golden values (1e-9)",
+            doi="10.1109/TIP.2009.2025923",
         ),
         MetricInfo(
             "nmi",
@@ -266,6 +363,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             "native",
             "Studholme et al. 1999",
             checked_against="scikit-image normalized_mutual_information (1e-9)",
+            doi="10.1016/S0031-3203(98)00091-0",
         ),
         MetricInfo(
             "pcc",
@@ -277,7 +375,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             1.0,
             "native",
             "Pearson correlation (NCC)",
-            checked_against="numpy corrcoef, scipy pearsonr (1e-9)",
+            checked_against="NumPy corrcoef (1e-9)",
         ),
         MetricInfo(
             "lpips",
@@ -290,6 +388,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "Zhang et al. 2018 (v0.1)",
             "ImageNet VGG16/AlexNet/SqueezeNet backbone",
+            checked_against="lpips 0.1.4 with the same deterministic random weights, VGG/AlexNet/SqueezeNet, "
+            "golden values (1e-5)",
+            doi="10.1109/CVPR.2018.00068",
         ),
         MetricInfo(
             "dists",
@@ -302,6 +403,8 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "Ding et al. 2020",
             "ImageNet VGG16 backbone",
+            checked_against="DISTS_pytorch 0.1 with the same deterministic random weights, golden values (1e-5)",
+            doi="10.1109/TPAMI.2020.3045810",
         ),
         MetricInfo(
             "deepiqa",
@@ -315,6 +418,9 @@ _REGISTRY: dict[str, MetricInfo] = {
             "Bosse et al. 2018 (WaDIQaM-FR)",
             "a WaDIQaM-FR checkpoint",
             symmetric=False,
+            checked_against="pyiqa's WaDIQaM-FR network with the same deterministic random weights, golden values "
+            "(1e-5)",
+            doi="10.1109/TIP.2017.2760518",
         ),
         MetricInfo(
             "feature_distance",
@@ -342,6 +448,7 @@ _REGISTRY: dict[str, MetricInfo] = {
                 symmetric=False,  # the reference's window and foreground feed the segmenter
                 options=options,
                 uses_segmenter=True,
+                checked_against="NumPy Dice (1e-12)" if kind == "dice" else "scipy k-d tree HD95 (1e-6 relative)",
             )
             for kind, function, metric_class, handler_class in (
                 ("dice", S.segmentation_dice, M.SegmentationDiceMetric, H.SegmentationDiceHandler),
@@ -371,6 +478,8 @@ class NoReferenceMetricInfo(_LazyEntry):
         reference: the defining publication (and the implementation the numbers were checked against).
         masks: whether ``mask=`` is supported.
         options: fixed options of the function that define this entry (e.g. ``shift="half"`` for MSLC).
+        checked_against: the independent reference the implementation is tested against, and the tolerance.
+        doi: DOI of the defining publication ("" where none is recorded).
     """
 
     name: str
@@ -383,13 +492,25 @@ class NoReferenceMetricInfo(_LazyEntry):
     reference: str
     masks: bool = True
     options: tuple[tuple[str, Any], ...] = ()
+    checked_against: str = ""
+    doi: str = ""
 
 
 _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
     info.name: info
     for info in (
         NoReferenceMetricInfo(
-            "niqe", F.niqe, NM.NIQEMetric, NH.NIQEHandler, False, (0.0, _INF), "slice-wise", "Mittal et al. 2013", False
+            "niqe",
+            F.niqe,
+            NM.NIQEMetric,
+            NH.NIQEHandler,
+            False,
+            (0.0, _INF),
+            "slice-wise",
+            "Mittal et al. 2013",
+            False,
+            checked_against="authors' MATLAB code in GNU Octave: scores (1e-9 relative), fitted model (1e-10)",
+            doi="10.1109/LSP.2012.2227726",
         ),
         NoReferenceMetricInfo(
             "brisque",
@@ -401,6 +522,9 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             "slice-wise",
             "Mittal et al. 2012",
             False,
+            checked_against="features: authors' MATLAB code in GNU Octave (1e-10), piq 0.8.0 (1e-5; shape "
+            "parameters 1e-3); scores: the model on those features (1e-9)",
+            doi="10.1109/TIP.2012.2214050",
         ),
         NoReferenceMetricInfo(
             "cpbd",
@@ -410,7 +534,10 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             True,
             (0.0, 1.0),
             "slice-wise",
-            "Narvekar & Karam 2011, doi:10.1109/TIP.2011.2131660 (checked against the cpbd package)",
+            "Narvekar & Karam 2011",
+            checked_against="cpbd 1.0.7 (the authors' code ported) golden values (2e-3: exact but for one tie of "
+            "~600 edges on camera)",
+            doi="10.1109/TIP.2011.2131660",
         ),
         NoReferenceMetricInfo(
             "blur_effect",
@@ -420,7 +547,8 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             False,
             (0.0, 1.0),
             "native",
-            "Crete-Roffet et al. 2007 (checked against skimage.measure.blur_effect)",
+            "Crete-Roffet et al. 2007",
+            checked_against="skimage.measure.blur_effect, 2-D and 3-D (1e-12)",
         ),
         NoReferenceMetricInfo(
             "laplacian_variance",
@@ -430,7 +558,9 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             True,
             (0.0, _INF),
             "native",
-            "Pech-Pacheco et al. 2000, doi:10.1109/ICPR.2000.903548",
+            "Pech-Pacheco et al. 2000",
+            checked_against="np.var(skimage.filters.laplace(x)), 2-D and 3-D (1e-12 relative)",
+            doi="10.1109/ICPR.2000.903548",
         ),
         NoReferenceMetricInfo(
             "mlc",
@@ -440,7 +570,8 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             True,
             (-1.0, 1.0),
             "slice-wise",
-            "Schuppert et al. 2022 (checked against medimetrics MLC)",
+            "Schuppert et al. 2022",
+            checked_against="medimetrics MLC golden values (1e-12)",
         ),
         NoReferenceMetricInfo(
             "mslc",
@@ -450,8 +581,9 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             False,
             (-1.0, 1.0),
             "slice-wise",
-            "Schuppert et al. 2022 (checked against medimetrics MSLC)",
+            "Schuppert et al. 2022",
             options=(("shift", "half"),),
+            checked_against="medimetrics MSLC golden values (1e-12)",
         ),
         NoReferenceMetricInfo(
             "aes",
@@ -461,7 +593,9 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             True,
             (0.0, _INF),
             "slice-wise",
-            "Pannetier et al.; Marchetto et al. 2025, doi:10.1007/s10334-025-01266-y",
+            "Pannetier et al.; Marchetto et al. 2025",
+            checked_against="Marchetto et al.'s aes code, with and without mask, golden values (1e-12 relative)",
+            doi="10.1007/s10334-025-01266-y",
         ),
         NoReferenceMetricInfo(
             "total_variation",
@@ -472,6 +606,8 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
             (0.0, _INF),
             "native",
             "Rudin, Osher & Fatemi 1992 (mean TV as medimetrics)",
+            checked_against="medimetrics MeanTotalVar and torchmetrics TV golden values, zero-bordered image "
+            "(1e-12 relative); the definition by hand, and a 3-D ramp",
         ),
     )
 }
