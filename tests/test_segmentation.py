@@ -181,7 +181,11 @@ def test_package_segmenter_on_brain_mri(sample):
     brain = sample["brain_mask"][..., 52]
     identical = segmentation_scores(ref, ref)
     assert identical.classes == ("csf", "gm", "wm", "lesion")
-    assert torch.all(identical.dice == 1) and torch.all(identical.hd95 == 0)  # every class is present here
+    assert torch.all(identical.dice[..., :3] == 1) and torch.all(identical.hd95[..., :3] == 0)  # tissues present
+    # the lesion: in both maps (1) or in neither (NaN, left out) -- the contrast-agnostic segmenter misses this
+    # sample's faint T1w lesion (a documented weakness); identical images never get a partial lesion score
+    lesion_dice = identical.dice[..., 3]
+    assert bool(lesion_dice.isnan().all()) or bool((lesion_dice == 1).all())
     generator = torch.Generator().manual_seed(0)
     span = float(ref.max())
     values = []
@@ -193,7 +197,8 @@ def test_package_segmenter_on_brain_mri(sample):
     options = monai_kcross.registry.default_options("seg_dice_lesion", ref.shape[2:])
     assert options["classes"] == ("lesion",) and lesion.uses_segmenter
     value = lesion.function(sample["synthesized"][..., 52], ref, **options)
-    assert float(value) == pytest.approx(float(segmentation_scores(sample["synthesized"][..., 52], ref).dice[0, 0, 3]))
+    expected = segmentation_scores(sample["synthesized"][..., 52], ref).dice[0, 0, 3]
+    torch.testing.assert_close(value.reshape(()).double(), expected.reshape(()).double(), equal_nan=True)
 
 
 def test_metric_class_and_handler_with_labels():

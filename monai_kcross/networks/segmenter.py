@@ -61,10 +61,19 @@ def load_segmenter(path: str | Path | None = None, device: str | torch.device = 
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     state = checkpoint["state_dict"] if "state_dict" in checkpoint else checkpoint
-    features = tuple(checkpoint.get("features", (16, 16, 32, 64, 128, 16))) if "state_dict" in checkpoint else FEATURES
+    features = tuple(checkpoint["features"]) if "features" in checkpoint else _features_of(state)
     network = build_segmenter(features)
     network.load_state_dict(state)
     return network.to(device).eval()
+
+
+def _features_of(state: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The ``BasicUNet`` feature widths a state dict was saved with (checkpoints without a ``features`` entry)."""
+    keys = ("conv_0.conv_0", *(f"down_{i}.convs.conv_0" for i in range(1, 5)), "upcat_1.convs.conv_0")
+    try:
+        return tuple(int(state[f"{key}.conv.weight"].shape[0]) for key in keys)
+    except KeyError as error:
+        raise ValueError(f"not a checkpoint of the package's segmenter: no {error.args[0]} in its state dict") from None
 
 
 def foreground_of(image: torch.Tensor) -> torch.Tensor:
