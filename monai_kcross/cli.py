@@ -305,6 +305,34 @@ def run_kcross(args: argparse.Namespace) -> int:
     return 0
 
 
+DATA_RANGE_FORMS = (
+    "'reference' (each image's range), a number L > 0 (the window 0..L), 'window(LOW,HIGH)' or "
+    "'LOW,HIGH' (--data-range=-1000,1000 for a negative LOW), "
+    "'percentile(LOWER,UPPER)' (0.5-99.5 %%, clipped), 'zscore', 'median_iqr', 'minmax' or 'volume_max', each "
+    "policy optionally with options in parentheses: clip, noclip, each (e.g. 'zscore(each)', "
+    "'percentile(1,99,noclip)')"
+)
+
+
+def check_data_range(text: str) -> str:
+    """The canonical name of a ``--data-range`` value (see :func:`intensity_policy_name`); a ``ValueError`` naming
+    the value and listing the valid forms for anything else."""
+    import torch
+
+    from .functional.intensity import intensity_policy_name, intensity_window, parse_data_range
+
+    window = text.split(",")
+    try:
+        value = parse_data_range(f"window({text})" if len(window) == 2 and "(" not in text else text)
+        intensity_window(torch.arange(4.0).view(1, 1, 2, 2), value, "--data-range")  # numbers and windows
+        return intensity_policy_name(value)
+    except (ValueError, TypeError) as error:
+        reason = str(error).split(";")[0].rstrip(".").removeprefix("--data-range: ").removeprefix("data_range: ")
+        reason = "an unknown name" if reason.startswith("data_range must be 'reference'") else reason
+        valid = DATA_RANGE_FORMS.replace("%%", "%")
+        raise ValueError(f"--data-range {text!r} is not valid ({reason}); valid forms: {valid}.") from None
+
+
 def _find_score_cases(args: argparse.Namespace):
     from .analysis.scoring import find_cases
 
@@ -334,6 +362,8 @@ def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
         spatial_dims=args.spatial_dims,
         device=args.device,
         network=args.network,
+        data_range=args.data_range,
+        segmenter=args.segmenter,
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
@@ -652,6 +682,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="2: slice by slice, 3: volumes (default: from the images)",
     )
     score.add_argument("--network", help="K-CROSS bundle, run folder or checkpoint (default: the shipped bundle)")
+    score.add_argument(
+        "--data-range",
+        default="reference",
+        help="intensity policy of every baseline metric (statistics inside --mask): " + DATA_RANGE_FORMS + "; "
+        "recorded in run.json, summary.json and the data_range column of scores.csv. K-CROSS keeps its own front "
+        "end (the reference's window)",
+    )
+    score.add_argument(
+        "--segmenter",
+        help="segmenter of the seg_* metrics: a checkpoint of the package's segmenter, a MONAI bundle folder or a "
+        "TorchScript file (2-D, applied slice-wise to volumes); recorded with its digest in run.json (default: the "
+        "package's segmenter)",
+    )
     _add_device(score)
     score.add_argument("--nproc", type=int, default=1, help="processes (one per GPU with --device cuda)")
     score.add_argument("--out", required=True, help="output folder: scores.csv, run.json, summary.json, report.html")
@@ -773,6 +816,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .analysis.scoring import DEFAULT_PANEL
 
             args.metrics = args.metrics or list(DEFAULT_PANEL)
+            try:
+                args.data_range = check_data_range(args.data_range)
+            except ValueError as error:  # a bad argument: exit code 2, one line with the valid forms
+                print(f"monai-kcross: error: {error}", file=sys.stderr)
+                return 2
             return run_score(args)
         if args.command == "agreement":
             return run_agreement(args)

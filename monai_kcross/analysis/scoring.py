@@ -40,6 +40,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..functional.intensity import DataRange, intensity_policy_name, parse_data_range, to_unit_range
+from ..functional.segmentation import as_segmenter
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES
 from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases
@@ -64,7 +66,7 @@ __all__ = [
 
 DEFAULT_PANEL = (*BASELINES, "kcross")
 IMAGE_KEYS = ("reference", "synthesized", "source", "mask", "lesion")
-SCORES_HEADER = ("case", "metric", "value", "note")
+SCORES_HEADER = ("case", "metric", "value", "note", "data_range")
 THIN_VOLUME = 16  # volumes with fewer voxels along an axis are scored slice by slice by default
 IDENTICAL = "synthesized image equals the reference"  # the note of an exact copy
 RUN_FILES = ("summary.json", "report.html", "scores.csv", "run.json")  # removed in this order
@@ -144,6 +146,8 @@ def score_case(
     network: Any = None,
     min_foreground: float = 0.05,
     reasons: dict[str, str] | None = None,
+    data_range: DataRange = "reference",
+    segmenter: Any = None,
 ) -> dict[str, float]:
     """Every metric of the panel on one case: ``{metric: value}`` (mean over channels, and over slices in 2-D mode).
 
@@ -158,6 +162,11 @@ def score_case(
         device: where to compute.
         network: K-CROSS network (``None``: the shipped bundle).
         min_foreground: smallest foreground fraction of a scored slice (2-D mode on volumes).
+        data_range: the intensity policy of every baseline metric (:mod:`~monai_kcross.functional.intensity`: its
+            statistics inside ``mask``); in 2-D mode on volumes it is applied to the whole volume and its slices
+            are scored in the resulting unit range. K-CROSS keeps its own front end (the reference's window).
+        segmenter: the downstream segmenter of the ``seg_*`` metrics (``None``: the package's; see
+            :func:`~monai_kcross.functional.segmentation.as_segmenter`).
         reasons: if given, a metric unfit for this case (its ``ValueError`` or ``RuntimeError``, e.g. an image
             smaller than its windows) or giving NaN scores ``nan`` and ``reasons[metric]`` says why; the other
             metrics are kept. Without it such errors propagate.
@@ -177,24 +186,41 @@ def score_case(
     if planar and spatial_dims == 3:
         raise ValueError("spatial_dims=3 needs volumes; these images are 2-D.")
     reference = tensors["reference"]
-    options_range: Any = "reference"
+    data_range = parse_data_range(data_range)
+    kcross_range: Any = "reference"
+    metric_range, mapping_error = data_range, None
     if planar or spatial_dims == 3:
         batch = {key: value[None] for key, value in tensors.items()}
+        metric_batch = batch
     else:
-        batch = {key: _slices(value) for key, value in tensors.items()}
-        foreground = (batch["reference"] > 0.01 * reference.max()).flatten(1).float().mean(1) >= min_foreground
-        if "mask" in batch:
-            foreground &= batch["mask"].flatten(1).any(1)
+        foreground = (_slices(reference) > 0.01 * reference.max()).flatten(1).float().mean(1) >= min_foreground
+        if "mask" in tensors:
+            foreground &= _slices(tensors["mask"]).flatten(1).any(1)
         if not bool(foreground.any()):
             raise CaseError("no axial slice holds enough foreground (or mask) to score in 2-D.")
-        batch = {key: value[foreground] for key, value in batch.items()}
-        options_range = (float(reference.min()), float(reference.max()))  # the volume's window for every slice
+        kcross_range = (float(reference.min()), float(reference.max()))  # the volume's window for every slice
+        metric_batch = batch = {key: _slices(value)[foreground] for key, value in tensors.items()}
+        if data_range == "reference":
+            metric_range = kcross_range
+        else:  # the policy's statistics come from the whole volume (inside its mask), then slices in unit range
+            metric_range = 1.0
+            try:
+                mapped = _volume_in_unit_range(tensors, data_range, device)
+                metric_batch = {**batch, **{key: _slices(value)[foreground] for key, value in mapped.items()}}
+            except ValueError as error:  # e.g. a reference constant inside the mask: every baseline is NaN
+                mapping_error = error
     batch = {key: value.to(device) for key, value in batch.items()}
+    metric_batch = {key: value.to(device) for key, value in metric_batch.items()}
     mask = batch["mask"][:, :1] > 0 if "mask" in batch else None
     scores: dict[str, float] = {}
     for name in metrics:
         try:
-            values = _metric_values(name, batch, mask, network, options_range)
+            if name == "kcross":
+                values = _metric_values(name, batch, mask, network, kcross_range)
+            elif mapping_error is not None:
+                raise mapping_error
+            else:
+                values = _metric_values(name, metric_batch, mask, network, metric_range, segmenter)
         except (ValueError, RuntimeError) as error:
             if reasons is None or isinstance(error, torch.cuda.OutOfMemoryError):
                 raise
@@ -211,7 +237,19 @@ def score_case(
     return scores
 
 
-def _metric_values(name: str, batch: Mapping[str, torch.Tensor], mask, network, data_range) -> torch.Tensor:
+def _volume_in_unit_range(
+    tensors: Mapping[str, torch.Tensor], data_range: DataRange, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """The synthesized image and reference ``(C, H, W, D)`` mapped onto the unit range by the volume's policy."""
+    mask = tensors["mask"][None, :1].to(device) > 0 if "mask" in tensors else None
+    x, y = (tensors[key][None].to(device) for key in ("synthesized", "reference"))
+    x_u, y_u = to_unit_range(x, y, data_range, "--data-range", torch.float32, mask=mask)
+    return {"synthesized": x_u[0], "reference": y_u[0]}
+
+
+def _metric_values(
+    name: str, batch: Mapping[str, torch.Tensor], mask, network, data_range, segmenter: Any = None
+) -> torch.Tensor:
     if name == "kcross":
         from ..metrics.kcross import kcross
 
@@ -228,6 +266,8 @@ def _metric_values(name: str, batch: Mapping[str, torch.Tensor], mask, network, 
             data_range=data_range,
         )
     options = default_options(name, tuple(batch["reference"].shape[2:]), data_range=data_range)
+    if get_metric_info(name).uses_segmenter:
+        options["segmenter"] = segmenter
     return get_metric_info(name).function(batch["synthesized"], batch["reference"], mask=mask, **options)
 
 
@@ -262,7 +302,9 @@ def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SCORES_HEADER)
-    writer.writerows((r["case"], r["metric"], repr(float(r["value"])), r.get("note", "")) for r in rows)
+    writer.writerows(
+        (r["case"], r["metric"], repr(float(r["value"])), r.get("note", ""), r.get("data_range", "")) for r in rows
+    )
     return buffer.getvalue()
 
 
@@ -275,7 +317,10 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
             try:
                 value = float(row["value"])
                 note = row.get("note") or ""
-                rows.append({"case": row["case"], "metric": row["metric"], "value": value, "note": note})
+                policy = row.get("data_range") or "reference"  # tables written before the column: the default
+                rows.append(
+                    {"case": row["case"], "metric": row["metric"], "value": value, "note": note, "data_range": policy}
+                )
             except (KeyError, TypeError, ValueError):
                 continue  # a torn line of an interrupted write
     return rows
@@ -374,22 +419,48 @@ def _weights_digest(network: torch.nn.Module) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _run_settings(cases: Sequence[Mapping[str, str]], metrics: Sequence[str], spatial_dims, network) -> dict:
+def _run_settings(
+    cases: Sequence[Mapping[str, str]], metrics: Sequence[str], spatial_dims, network, policy: str, segmenter: Any
+) -> dict:
     """What defines a run (compared on resume) and, for the record, the package version and panel."""
     from .. import __version__
 
+    uses_segmenter = any(name != "kcross" and get_metric_info(name).uses_segmenter for name in metrics)
     return {
         "inputs": dict(getattr(cases, "inputs", {}) or {}),
         "images": sorted({key for case in cases for key in IMAGE_KEYS if key in case}),
         "spatial_dims": spatial_dims,
-        "data_range": "reference (each volume's range; 2-D mode: the volume's window for its slices)",
+        "data_range": policy,
         "network": _weights_digest(network) if "kcross" in metrics else None,
         "network_source": str(network) if not isinstance(network, torch.nn.Module) else None,
+        "segmenter": _segmenter_record(segmenter) if uses_segmenter else None,
         "monai_kcross": __version__,
     }
 
 
+def _segmenter_record(segmenter: Any) -> dict[str, Any]:
+    """``{"path", "digest"}`` of a segmenter file or bundle folder (``path`` ``None``: the package's own, its
+    shipped weights' digest), or the object's description for a segmenter given in Python (no digest)."""
+    from ..networks.segmenter import SEGMENTER_WEIGHTS
+
+    if segmenter is not None and not isinstance(segmenter, (str, Path)):
+        return {"path": None, "digest": None, "object": getattr(segmenter, "name", type(segmenter).__name__)}
+    path = Path(segmenter).resolve() if segmenter is not None else SEGMENTER_WEIGHTS
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
+        digest.update(file.read_bytes())
+    return {"path": str(path) if segmenter is not None else None, "digest": "sha256:" + digest.hexdigest()[:16]}
+
+
+def _policy_name(data_range: DataRange, cases: Sequence[Mapping[str, str]]) -> str:
+    """The canonical name of the run's intensity policy (``@mask``: statistics inside the cases' masks)."""
+    return intensity_policy_name(data_range, masked=any("mask" in case for case in cases))
+
+
 _RECORD_ONLY = ("network_source", "monai_kcross", "metrics")
+_OLD_REFERENCE = "reference ("  # run.json of earlier versions: "reference (each volume's range; ...)"
 
 
 def _check_same_run(out: Path, settings: Mapping[str, Any]) -> None:
@@ -403,21 +474,31 @@ def _check_same_run(out: Path, settings: Mapping[str, Any]) -> None:
         raise ValueError(f"{path} is unreadable ({error}); start again with --overwrite.") from error
     differences = []
     for key, now in settings.items():
-        if key in _RECORD_ONLY or (key == "network" and (now is None or before.get(key) is None)):
+        if key in _RECORD_ONLY or (key in ("network", "segmenter") and (now is None or before.get(key) is None)):
             continue
         if key == "inputs":
             old_inputs = before.get(key) or {}
             if not (old_inputs and now):  # a list of cases without a record of how it was found
                 continue
             pairs = [(f"--{k.replace('_', '-')}", old_inputs.get(k), now.get(k)) for k in {**old_inputs, **now}]
+        elif key == "segmenter":
+            pairs = [("--segmenter", _describe_segmenter(before.get(key)), _describe_segmenter(now))]
+        elif key == "data_range":
+            old = before.get(key) or "reference"
+            pairs = [("--data-range", "reference" if old.startswith(_OLD_REFERENCE) else old, now)]
         else:
-            pairs = [(key if key in ("images", "data_range") else f"--{key.replace('_', '-')}", before.get(key), now)]
+            pairs = [(key if key == "images" else f"--{key.replace('_', '-')}", before.get(key), now)]
         differences += [f"{name} (was {old}, now {new})" for name, old, new in pairs if old != new]
     if differences:
         raise ValueError(
             f"cannot resume the run in {out}: its options differ ({'; '.join(differences)}). Resume with the same "
             "options, or start again with --overwrite or another --out."
         )
+
+
+def _describe_segmenter(record: Mapping[str, Any]) -> str:
+    where = record.get("path") or record.get("object") or "the package's segmenter"
+    return f"{where} {record['digest']}" if record.get("digest") else str(where)
 
 
 def _start(out: Path, settings: Mapping[str, Any], keep: bool) -> None:
@@ -452,6 +533,8 @@ def score_cases(
     progress: bool = True,
     report: bool = True,
     worst: int = 3,
+    data_range: DataRange = "reference",
+    segmenter: Any = None,
 ) -> ScoreRun:
     """Score every case with every metric and write ``scores.csv``, ``run.json``, ``summary.json`` and
     ``report.html`` to ``out``.
@@ -467,11 +550,18 @@ def score_cases(
         network: K-CROSS network or checkpoint/bundle path (``None``: the shipped bundle).
         resume: keep every row already in ``out`` and score only the (case, metric) pairs missing from it
             (metrics may be added; rows of metrics left out, or whose weights are gone, are kept). A run
-            recorded in ``run.json`` with other inputs, ``spatial_dims`` or K-CROSS weights is refused.
+            recorded in ``run.json`` with other inputs, ``spatial_dims``, intensity policy, K-CROSS weights or
+            segmenter is refused.
         overwrite: start again even if ``out`` holds a run (its summary and report are removed first).
         progress: show a progress bar (rank 0).
         report: write ``report.html`` with plots.
         worst: number of worst cases shown with error and k-space maps in the report.
+        data_range: intensity policy of the baseline metrics (see :func:`score_case`), or its text
+            (``"percentile(0.5,99.5,clip)"``, ``"window(0,4095)"``, ...). Its canonical name is recorded in
+            ``run.json``, ``summary.json`` and the ``data_range`` column of ``scores.csv`` (K-CROSS rows say
+            ``reference``: K-CROSS keeps its own front end).
+        segmenter: segmenter of the ``seg_*`` metrics: ``None`` (the package's), a checkpoint, a MONAI bundle
+            folder or a TorchScript file (recorded with its digest in ``run.json``), or a loaded one.
 
     Raises:
         FileExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
@@ -492,9 +582,13 @@ def score_cases(
     if len(set(names)) != len(names):
         raise ValueError("case names must be unique.")
     existing = check_output(out, resume, overwrite)
+    data_range = parse_data_range(data_range)
+    policy = _policy_name(data_range, cases)  # validates the policy's form
     if "kcross" in metrics:
         network = _load_network(network, device)
-    settings = _run_settings(cases, metrics, spatial_dims, network)
+    settings = _run_settings(cases, metrics, spatial_dims, network, policy, segmenter)
+    if any(name != "kcross" and get_metric_info(name).uses_segmenter for name in metrics):
+        segmenter = as_segmenter(segmenter)  # a missing or unloadable segmenter fails here, before any case
     if resume and existing:
         _check_same_run(out, settings)
     scores_path, parts = out / "scores.csv", out / "parts"
@@ -503,6 +597,7 @@ def score_cases(
     previous = []
     if resume:
         previous = _read_rows(scores_path) + [r for p in sorted(parts.glob("rank*.csv")) for r in _read_rows(p)]
+        _check_same_policy(out, previous, policy)
     # the panel is decided once, on a synthetic image, so all ranks agree
     scorable, skipped = _panel(cases, metrics, spatial_dims, device, network)
     run_metrics = list(dict.fromkeys([*(r["metric"] for r in previous), *scorable]))
@@ -528,14 +623,26 @@ def score_cases(
         name, reasons = case["case"], {}
         try:
             images = load_case(case)
-            values = score_case(images, todo[name], spatial_dims, device, network, reasons=reasons)
+            values = score_case(
+                images,
+                todo[name],
+                spatial_dims,
+                device,
+                network,
+                reasons=reasons,
+                data_range=data_range,
+                segmenter=segmenter,
+            )
         except (CaseError, ValueError) as error:  # unreadable, mismatched, nothing to score in 2-D
             failed[name] = str(error) if str(error).startswith("case ") else f"case {name}: {error}"
             continue
         copy = IDENTICAL if torch.equal(_plain(images["reference"]), _plain(images["synthesized"])) else ""
         for metric in todo[name]:
             note = "; ".join(text for text in (reasons.get(metric, ""), copy) if text)
-            my_rows.append({"case": name, "metric": metric, "value": values[metric], "note": note})
+            row_policy = "reference" if metric == "kcross" else _policy_name(data_range, [case])
+            my_rows.append(
+                {"case": name, "metric": metric, "value": values[metric], "note": note, "data_range": row_policy}
+            )
         carried = kept if rank == 0 else {}  # rank 0's file carries the previous rows, so nothing is lost
         written = list({**carried, **{(r["case"], r["metric"]): r for r in my_rows}}.values())
         write_atomically(target, _csv_text(_ordered(written, names, run_metrics)))
@@ -548,7 +655,9 @@ def score_cases(
     unpaired = dict(getattr(cases, "unpaired", {}) or {})
     scored = [name for name in names if todo[name] and name not in failed]
     run = ScoreRun(out, rows, run_metrics, scored, resumed, failed, skipped, unpaired=unpaired)
-    run.summary = summarise(rows, run_metrics, failed, skipped, resumed=len(resumed), unpaired=unpaired)
+    run.summary = summarise(
+        rows, run_metrics, failed, skipped, resumed=len(resumed), unpaired=unpaired, data_range=policy
+    )
     if rank == 0:
         write_atomically(scores_path, _csv_text(rows))
         for part in parts.glob("rank*.csv") if parts.exists() else []:
@@ -563,6 +672,18 @@ def score_cases(
     if distributed:
         dist.barrier()
     return run
+
+
+def _check_same_policy(out: Path, previous: Sequence[Mapping[str, Any]], policy: str) -> None:
+    """Refuse to resume a table whose baseline rows were scored with another intensity policy (also without a
+    ``run.json``, e.g. a table copied from elsewhere)."""
+    bare = policy.removesuffix("@mask")  # whether a case has a mask is compared with the inputs
+    other = sorted({row["data_range"] for row in previous if row["metric"] != "kcross"} - {bare, bare + "@mask"})
+    if other:
+        raise ValueError(
+            f"cannot resume the run in {out}: its scores.csv holds scores with --data-range {', '.join(other)}, "
+            f"now {policy}. Resume with the same --data-range, or start again with --overwrite or another --out."
+        )
 
 
 def _panel(cases, metrics, spatial_dims, device, network) -> tuple[list[str], dict[str, str]]:
