@@ -3,6 +3,7 @@ values with their reasons, one-line errors, the report's worst cases, and the pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -16,6 +17,8 @@ from monai_kcross.analysis import scoring
 from monai_kcross.analysis.report import _worst_slice
 from monai_kcross.analysis.scoring import IDENTICAL, find_cases, score_cases
 from monai_kcross.cli import main
+from monai_kcross.functional import psnr, ssim
+from monai_kcross.functional.intensity import IntensityPolicy, parse_data_range
 from monai_kcross.perceptual.backbones import build_backbone
 from monai_kcross.perceptual.functional import _cached
 from monai_kcross.perceptual.weights import WeightFileError, load_weight_file, random_state_dict, save_weight_file
@@ -344,3 +347,153 @@ def test_score_reads_brats_and_ixi_folders(tmp_path):
     assert cases.inputs["layout"] == "ixi" and [c["case"] for c in cases] == ["IXI002-Guys-0828", "IXI012-HH-1211"]
     run = score_cases(cases, tmp_path / "out", metrics=("psnr",), progress=False, report=False)
     assert len(run.rows) == 2 and not scoring.incomplete(run.summary)
+
+
+# ---------------------------------------------------------------------------------------------- 14. intensity policy
+
+
+def _csv_policies(path: Path) -> dict[str, set[str]]:
+    policies: dict[str, set[str]] = {}
+    for row in _rows(path):
+        policies.setdefault(row["metric"], set()).add(row["data_range"])
+    return policies
+
+
+def test_data_range_policy_is_applied_and_recorded_and_a_resume_with_another_refused(tmp_path, capsys):
+    folders = _folders(tmp_path, 2, shape=(32, 28, 20))
+    out = tmp_path / "out"
+    mask_args = ("--mask", str(folders["mask"]), "--spatial-dims")
+    assert main(_score_args(folders, out, *mask_args, "3", "--metrics", "psnr", "ssim", "--data-range", "zscore")) == 0
+    assert json.loads((out / "run.json").read_text())["data_range"] == "zscore@mask"
+    assert json.loads((out / "summary.json").read_text())["data_range"] == "zscore@mask"
+    assert _csv_policies(out / "scores.csv") == {"psnr": {"zscore@mask"}, "ssim": {"zscore@mask"}}
+    # the values are the library's with that data_range (statistics inside the mask)
+    case = find_cases(folders["reference"], folders["synthesized"], mask=folders["mask"])[0]
+    images = scoring.load_case(case)
+    x, y, m = (images[k].as_tensor()[None] for k in ("synthesized", "reference", "mask"))
+    written = {r["metric"]: float(r["value"]) for r in _rows(out / "scores.csv") if r["case"] == "case0"}
+    policy = IntensityPolicy("zscore")
+    assert written["psnr"] == pytest.approx(float(psnr(x, y, mask=m > 0, data_range=policy)), rel=1e-6)
+    assert written["ssim"] == pytest.approx(float(ssim(x, y, mask=m > 0, data_range=policy)), rel=1e-6)
+    reference_psnr = float(psnr(x, y, mask=m > 0))
+    assert abs(written["psnr"] - reference_psnr) > 1.0  # the policy changed the number
+    # a resume with another policy is refused, naming both
+    first = (out / "scores.csv").read_text()
+    resume = (*mask_args, "3", "--metrics", "psnr", "mae", "--resume")
+    assert main(_score_args(folders, out, *resume, "--data-range", "percentile")) == 1
+    _one_line_error(capsys, "--data-range (was zscore@mask, now percentile(0.5,99.5,clip)@mask)")
+    assert (out / "scores.csv").read_text() == first
+    # the same policy, written differently, resumes
+    assert main(_score_args(folders, out, *resume, "--data-range", "zscore()")) == 0
+    assert _csv_policies(out / "scores.csv")["mae"] == {"zscore@mask"}
+    # without run.json (a table copied elsewhere) the rows' column still refuses another policy
+    (out / "run.json").unlink()
+    assert main(_score_args(folders, out, *resume, "--data-range", "reference")) == 1
+    _one_line_error(capsys, "--data-range zscore@mask, now reference")
+
+
+def test_data_range_in_2d_mode_takes_the_volume_statistics_and_kcross_keeps_its_front_end(tmp_path):
+    folders = _folders(tmp_path, 1, shape=(32, 32, 8))
+    case = find_cases(folders["reference"], folders["synthesized"], mask=folders["mask"])[0]
+    images = scoring.load_case(case)
+    policy = parse_data_range("percentile(1,99)")
+    values = scoring.score_case(images, ["ssim", "mae", "kcross"], spatial_dims=2, data_range=policy)
+    # independently: NumPy percentiles of the volume's reference inside the mask, both images clipped and mapped
+    x, y, m = (images[k].as_tensor()[0].numpy().astype(np.float64) for k in ("synthesized", "reference", "mask"))
+    low, high = np.percentile(y[m > 0], [1, 99])
+    x_u, y_u = ((np.clip(v, low, high) - low) / (high - low) for v in (x, y))
+    keep = [k for k in range(y.shape[-1]) if (y[..., k] > 0.01 * y.max()).mean() >= 0.05 and m[..., k].any()]
+    slices = [torch.from_numpy(v[..., keep]).float().permute(2, 0, 1)[:, None] for v in (x_u, y_u, m)]
+    expected_ssim = ssim(slices[0], slices[1], mask=slices[2] > 0, data_range=1.0).mean()
+    expected_mae = np.mean([np.abs(x_u - y_u)[..., k][m[..., k] > 0].mean() for k in keep])
+    assert values["ssim"] == pytest.approx(float(expected_ssim), rel=1e-5)
+    assert values["mae"] == pytest.approx(float(expected_mae), rel=1e-5)
+    assert values["kcross"] == scoring.score_case(images, ["kcross"], spatial_dims=2)["kcross"]
+
+
+def test_bad_data_range_is_a_one_line_usage_error(tmp_path, capsys):
+    folders = _folders(tmp_path, 1, shape=(32, 28, 4))
+    for value, reason in (("percentil", "an unknown name"), ("window(5,1)", "high > low"), ("-3", "> 0")):
+        assert main(_score_args(folders, tmp_path / "out", "--data-range", value)) == 2
+        _one_line_error(capsys, f"--data-range {value!r}", reason, "valid forms", "zscore", "window(LOW,HIGH)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tables_written_before_the_data_range_column_resume_as_reference(tmp_path):
+    folders = _folders(tmp_path, 2, shape=(32, 28, 4))
+    out = tmp_path / "out"
+    assert main(_score_args(folders, out, "--metrics", "psnr")) == 0
+    old = [",".join(line.split(",")[:4]) for line in (out / "scores.csv").read_text().splitlines()]
+    (out / "scores.csv").write_text("\n".join(old) + "\n")  # an earlier version's table and run.json
+    record = json.loads((out / "run.json").read_text())
+    record["data_range"] = "reference (each volume's range; 2-D mode: the volume's window for its slices)"
+    (out / "run.json").write_text(json.dumps(record))
+    assert main(_score_args(folders, out, "--metrics", "psnr", "mae", "--resume")) == 0
+    assert _csv_policies(out / "scores.csv") == {"psnr": {"reference"}, "mae": {"reference"}}
+    assert main(_score_args(folders, out, "--metrics", "mae", "--resume", "--data-range", "minmax")) == 1
+
+
+# ---------------------------------------------------------------------------------------------- 15. segmenter
+
+
+class _Threshold(torch.nn.Module):
+    """A downstream segmenter for tests: class 1 above half the unit range; images wider than 48 are refused."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] > 48:
+            raise RuntimeError("threshold segmenter: images up to 48 rows")
+        return torch.cat([0.5 - x, x - 0.5], dim=1)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+def test_segmenter_option_changes_seg_dice_is_recorded_and_a_case_it_cannot_score_is_nan(tmp_path, capsys):
+    folders = _folders(tmp_path, 1, shape=(32, 28, 20))
+    _save(_volume(9, (56, 28, 20)), folders["reference"] / "tall.nii.gz")  # too tall for the test segmenter
+    _save(_volume(9, (56, 28, 20)) * 0.9, folders["synthesized"] / "tall.nii.gz")
+    scripted = tmp_path / "threshold.ts"
+    torch.jit.script(_Threshold()).save(str(scripted))
+    common = ("--metrics", "seg_dice", "seg_hd95", "--spatial-dims", "3")
+    assert main(_score_args(folders, tmp_path / "default", *common)) == 0
+    assert main(_score_args(folders, tmp_path / "out", *common, "--segmenter", str(scripted))) == 3
+    capsys.readouterr()
+    rows = {(r["case"], r["metric"]): r for r in _rows(tmp_path / "out" / "scores.csv")}
+    default = {(r["case"], r["metric"]): r for r in _rows(tmp_path / "default" / "scores.csv")}
+    # independently: the 2-D segmenter thresholds each slice of the unit-range images inside the reference's
+    # foreground, and Dice is taken over the volume
+    images = scoring.load_case(find_cases(folders["reference"], folders["synthesized"])[0])
+    x, y = (images[k].as_tensor()[0].numpy().astype(np.float64) for k in ("synthesized", "reference"))
+    x_u, y_u = ((v - y.min()) / (y.max() - y.min()) for v in (x, y))
+    foreground = y_u > 0.01
+    expected = _dice((x_u > 0.5) & foreground, (y_u > 0.5) & foreground)
+    assert float(rows["case0", "seg_dice"]["value"]) == pytest.approx(expected, rel=1e-6)
+    assert float(default["case0", "seg_dice"]["value"]) != pytest.approx(expected, rel=1e-3)
+    assert np.isnan(float(rows["tall", "seg_dice"]["value"])) and "up to 48 rows" in rows["tall", "seg_dice"]["note"]
+    record = json.loads((tmp_path / "out" / "run.json").read_text())["segmenter"]
+    assert record["path"] == str(scripted.resolve())
+    assert record["digest"] == "sha256:" + hashlib.sha256(scripted.read_bytes()).hexdigest()[:16]
+    assert json.loads((tmp_path / "default" / "run.json").read_text())["segmenter"]["path"] is None
+    # a resume with another segmenter is refused
+    assert main(_score_args(folders, tmp_path / "out", *common, "--resume")) == 1
+    _one_line_error(capsys, f"--segmenter (was {scripted.resolve()} sha256:", "now the package's segmenter")
+    assert main(_score_args(folders, tmp_path / "o", *common, "--segmenter", str(tmp_path / "none.pt"))) == 1
+    _one_line_error(capsys, "none.pt not found")
+
+
+def test_seg_metrics_score_2d_images(tmp_path):
+    folders = _folders(tmp_path, 2, shape=(32, 28, 1))
+    run = score_cases(
+        find_cases(folders["reference"], folders["synthesized"]),
+        tmp_path / "out",
+        metrics=("seg_dice", "seg_dice_lesion", "seg_hd95"),
+        progress=False,
+        report=False,
+        segmenter=torch.jit.script(_Threshold()),
+    )
+    values = {(r["case"], r["metric"]): r["value"] for r in run.rows}
+    assert 0.0 < values["case0", "seg_dice"] <= 1.0 and values["case0", "seg_hd95"] >= 0.0
+    assert np.isnan(values["case0", "seg_dice_lesion"])  # the test segmenter has no class named lesion
+    assert "no class 'lesion'" in run.summary["not_scored"]["case0"]["seg_dice_lesion"]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["segmenter"]["object"] == "RecursiveScriptModule"

@@ -121,14 +121,21 @@ class Segmenter:
                     if foreground is None
                     else foreground[start : start + len(chunk)]
                 )
-                output = self.model(chunk, region)
+                output = self._run(chunk, region)
             else:
-                output = self.model(F.pad(chunk, pad))
+                output = self._run(F.pad(chunk, pad))
             maps.append(self._labels(torch.as_tensor(output), len(chunk), spatial))
         labels = torch.cat(maps).to(images.device)
         if foreground is not None:
             labels = torch.where(foreground[:, 0].bool(), labels, torch.zeros_like(labels))
         return labels
+
+    def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.model(*inputs)
+        except torch.jit.Error as error:  # not a RuntimeError: say what the TorchScript network raised, in one line
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            raise RuntimeError(f"segmenter {self.name} failed: {lines[-1] if lines else 'TorchScript error'}") from None
 
     def _labels(self, output: torch.Tensor, n: int, spatial: torch.Size) -> torch.Tensor:
         output = output.as_subclass(torch.Tensor)
