@@ -685,12 +685,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--data-range",
         default="reference",
+        metavar="POLICY",
         help="intensity policy of every baseline metric (statistics inside --mask): " + DATA_RANGE_FORMS + "; "
         "recorded in run.json, summary.json and the data_range column of scores.csv. K-CROSS keeps its own front "
         "end (the reference's window)",
     )
     score.add_argument(
         "--segmenter",
+        metavar="PATH",
         help="segmenter of the seg_* metrics: a checkpoint of the package's segmenter, a MONAI bundle folder or a "
         "TorchScript file (2-D, applied slice-wise to volumes); recorded with its digest in run.json (default: the "
         "package's segmenter)",

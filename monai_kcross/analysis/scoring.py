@@ -5,12 +5,13 @@ The engine behind ``monai-kcross score``: cases are found and paired by :mod:`~m
 checked for matching geometry, scored with every metric of the panel (the package's baselines and K-CROSS from
 the shipped bundle by default), and written as they finish:
 
-* ``scores.csv`` -- one row per case and metric (``case, metric, value, note``), rewritten atomically after each
+* ``scores.csv`` -- one row per case and metric (``case, metric, value, note, data_range``: the canonical name of
+  the intensity policy, ``reference`` for K-CROSS and in tables of earlier versions), rewritten atomically after each
   case, so an interrupted run loses nothing and ``resume=True`` continues it. A value a metric cannot give for
   one case (an image too small for its windows, no slice with enough foreground, ...) is ``nan`` with the
   reason in ``note``; an exact copy of the reference is noted too;
 * ``run.json`` -- the options that define the run (inputs, layout, ``spatial_dims``, network, intensity
-  policy, panel): a resume with other options is refused;
+  policy, segmenter of the ``seg_*`` metrics with its digest, panel): a resume with other options is refused;
 * ``summary.json`` -- per metric: mean, std, median, bootstrap 95 % interval of the mean over cases, direction,
   counts of infinite and NaN values; the cases that could not be scored, the (case, metric) values that are
   NaN with their reasons, the unpaired files, the exact copies and the skipped metrics;
