@@ -40,8 +40,9 @@ def _sorted_inside(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _tie_bounds(sorted_rows: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Index range ``[lower, upper)`` of each value's tie group in its sorted row."""
-    lower = torch.searchsorted(sorted_rows, values.contiguous(), right=False)
-    upper = torch.searchsorted(sorted_rows, values.contiguous(), right=True)
+    sorted_rows, values = sorted_rows.contiguous(), values.contiguous()  # searchsorted copies (and warns) otherwise
+    lower = torch.searchsorted(sorted_rows, values, right=False)
+    upper = torch.searchsorted(sorted_rows, values, right=True)
     return lower, upper
 
 
