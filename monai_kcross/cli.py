@@ -529,7 +529,11 @@ def run_agreement(args: argparse.Namespace) -> int:
     from .analysis import compare, format_table
     from .registry import get_metric_info
 
-    ratings = _read_ratings(Path(args.ratings), args.group_column)
+    if (args.ratings is None) == (args.ratings_metric is None):
+        raise ValueError("agreement needs exactly one of --ratings (a ratings CSV) and --ratings-metric (a column).")
+    if args.ratings_metric and args.group_column:
+        raise ValueError("--group-column reads the ratings CSV; it cannot be used with --ratings-metric.")
+    ratings = _read_ratings(Path(args.ratings), args.group_column) if args.ratings else {}
     scores_path = Path(args.scores)
     if not scores_path.is_file():
         raise FileNotFoundError(f"scores file {scores_path} not found.")
@@ -543,6 +547,14 @@ def run_agreement(args: argparse.Namespace) -> int:
             if math.isnan(value):  # a metric unfit for the case (its reason is in summary.json)
                 unscored.add(_match_key(row["case"]))
             values.setdefault(row["metric"], {})[_match_key(row["case"])] = value
+    if args.ratings_metric:  # a metric of the same table is the reference, e.g. downstream-segmentation Dice
+        if args.ratings_metric not in values:
+            raise ValueError(f"--ratings-metric {args.ratings_metric!r} is not in {scores_path} ({', '.join(values)}).")
+        reference = values.pop(args.ratings_metric)
+        sign = 1.0 if _higher_is_better(args.ratings_metric, get_metric_info) else -1.0  # higher = better
+        ratings = {case: (sign * value, None) for case, value in reference.items() if not math.isnan(value)}
+        if not values:
+            raise ValueError(f"{scores_path} holds no metric besides {args.ratings_metric!r} to compare with it.")
     complete = set.intersection(*(set(v) for v in values.values())) - unscored if values else set()
     matches = _match_cases(complete, set(ratings))
     cases = sorted(matches)
@@ -708,7 +720,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     agree = _command(commands, "agreement", "SRCC/KRCC/PLCC/RMSE/inconsistency of scores against ratings")
     agree.add_argument("--scores", required=True, help="scores.csv of `monai-kcross score`")
-    agree.add_argument("--ratings", required=True, help="CSV with case (or path) and rating/score columns")
+    agree.add_argument("--ratings", help="CSV with case (or path) and rating/score columns")
+    agree.add_argument(
+        "--ratings-metric",
+        help="use this metric of the scores table as the reference instead of a ratings CSV, e.g. seg_dice_lesion "
+        "(how well every image metric predicts downstream segmentation; lower-is-better ones are flipped)",
+    )
     agree.add_argument("--group-column", help="ratings column to bootstrap by (e.g. subject)")
     agree.add_argument("--lower-is-better", nargs="+", help="metrics outside the registry where lower is better")
     agree.add_argument(

@@ -199,6 +199,14 @@ def test_demo_set_agreement_and_bundle_commands(tmp_path, capsys):
     out = capsys.readouterr().out
     psnr_row = next(line for line in out.splitlines() if line.startswith("psnr "))
     assert psnr_row.split()[1] == "1.000"  # srcc
+    # a metric of the same table as the reference (e.g. downstream-segmentation Dice): GMSD against PSNR here
+    assert main(["agreement", "--scores", scores, "--ratings-metric", "psnr", "--n-boot", "20"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "gmsd" in rows and "kcross" in rows and "psnr" not in rows
+    assert main(["agreement", "--scores", scores, "--ratings-metric", "psnr", "--ratings", str(ratings)]) == 1
+    assert "exactly one of --ratings" in capsys.readouterr().err
+    assert main(["agreement", "--scores", scores, "--ratings-metric", "seg_dice"]) == 1
+    assert "is not in" in capsys.readouterr().err
     ratings.write_text("case,rating\nother,1\n")
     assert main(["agreement", "--scores", scores, "--ratings", str(ratings)]) == 1
     assert "only 0 case(s)" in capsys.readouterr().err
