@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from monai_kcross.progress import tqdm
 
 from ..metrics.kcross import kcross, load_kcross
 from ..registry import default_options, get_metric_info

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
+from monai_kcross.progress import tqdm
 
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES

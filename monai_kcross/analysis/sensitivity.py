@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from monai_kcross.progress import tqdm
 
 from ..functional.ssim import ms_ssim_weights_for
 from ..registry import get_metric_info

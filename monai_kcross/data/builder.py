@@ -12,7 +12,7 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from tqdm.auto import tqdm
+from monai_kcross.progress import tqdm
 
 from .synthesis import CONTRASTS, synthesize_brain
 

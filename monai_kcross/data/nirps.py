@@ -34,7 +34,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from monai_kcross.progress import tqdm
 
 from .quality import quality_labels
 from .synthesis import synthesize_brain
