@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from monai_kcross.progress import tqdm
 
+from ..progress import tqdm
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES
 from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases
