@@ -1,9 +1,12 @@
-"""The tutorial notebooks: stored without outputs, and each one runs end to end at small scale as CI runs it.
+"""The tutorial notebooks: stored with their executed outputs, and each one runs end to end at small scale as CI
+runs it.
 
-Every ``tutorials/*.ipynb`` is executed with nbclient (kernel ``python3``) on a copy in a temporary folder, with
-``MONAI_KCROSS_TUTORIAL_SMALL=1`` and without ``MONAI_KCROSS_WEIGHTS`` (CI has no ImageNet/LPIPS weights, so the
-notebooks must not need them). A notebook's last cell asserts its findings and writes them to
-``tutorial_outputs/<name>/findings.json``; the checks below read that file again.
+The stored outputs are for readers (tables and figures on GitHub); ``scripts/execute_tutorials.py`` writes them
+with the settings below. The tests never read them: every ``tutorials/*.ipynb`` is executed again with nbclient
+(kernel ``python3``) on a copy in a temporary folder, with ``MONAI_KCROSS_TUTORIAL_SMALL=1`` and without
+``MONAI_KCROSS_WEIGHTS`` (CI has no ImageNet/LPIPS weights, so the notebooks must not need them). A notebook's last
+cell asserts its findings and writes them to ``tutorial_outputs/<name>/findings.json``; the checks below read that
+file again. A run that errors, or that prints a warning or anything else on stderr, fails.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell; the small runs take well under a minute per notebook
+MAX_STORED_BYTES = 1_000_000  # a stored notebook with its outputs
 
 
 def _check_sensitivity(findings: dict) -> None:
@@ -31,12 +35,20 @@ def _check_sensitivity(findings: dict) -> None:
     assert findings["mae_ratio"] < 0.5
     assert findings["gmsd_ratio"] > 1 and findings["ms_ssim_ratio"] > 1
     assert findings["sim_kcross_min_ratio"] > 1.5
+    # K-CROSS 1.0 maps strictly increasing intensity changes back onto the reference: they cost next to nothing
+    assert findings["sim_kcross_monotone_map_degradation"] < 0.01
     assert findings["whole_brain_ssim_lesion_removed"] > 0.9 > 0.5 > findings["lesion_ssim_lesion_removed"]
 
 
 def _check_evaluator(findings: dict) -> None:
-    assert findings["kcross_worst"] == "lesion_removed" == findings["psnr_lesion_worst"]
-    assert findings["means"]["lesion_removed/ssim"] > findings["means"]["noisy/ssim"]
+    # the strong ghosting artefact is last for K-CROSS and whole-image SSIM; K-CROSS then separates the removed
+    # lesion from noise and blur (more than twice their loss), whole-image SSIM rates it above all three, and only
+    # PSNR inside the lesion puts it last
+    means, drop = findings["means"], findings["kcross_drop"]
+    assert findings["kcross_worst"] == "ghosting" == findings["ssim_worst"]
+    assert drop["lesion_removed"] > 2 * max(drop["noisy"], drop["blurred"])
+    assert means["lesion_removed/ssim"] > max(means[f"{v}/ssim"] for v in ("noisy", "blurred", "ghosting"))
+    assert findings["psnr_lesion_worst"] == "lesion_removed"
     assert findings["bundle_kcross"] == pytest.approx(findings["evaluator_kcross"], abs=1e-4)
 
 
@@ -51,7 +63,8 @@ def _check_set_level(findings: dict) -> None:
     fid, copies = findings["fid"], findings["near_copy_fraction"]
     assert abs(findings["fid_change_lesions_removed"]) < 0.15
     assert fid["memorising (100 %)"] < fid["faithful"]
-    assert copies["memorising (100 %)"] > 0.9 and copies["faithful"] < 0.1
+    # at 32 held-out slices the threshold is coarse: some faithful slices are flagged (false positives)
+    assert copies["memorising (100 %)"] > 0.9 and copies["faithful"] < 0.5 * copies["memorising (50 %)"]
     voxels = findings["lesion_voxels"]
     assert voxels["lesions removed"] < 0.2 * voxels["faithful"]
     assert all(math.isfinite(value) for value in fid.values())
@@ -72,18 +85,24 @@ def test_the_tutorials_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_is_stored_stripped(path: Path):
+def test_notebook_is_stored_executed(path: Path):
+    # stored as scripts/execute_tutorials.py writes it: every code cell run once, in order, without errors or
+    # warnings, no metadata beyond the kernel, and small enough to read on GitHub
+    assert path.stat().st_size < MAX_STORED_BYTES, f"{path.name} is {path.stat().st_size // 1024} kB"
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
     assert notebook.metadata.get("kernelspec", {}).get("name") == "python3"
     assert set(notebook.metadata) <= {"kernelspec", "language_info"}, "strip notebook metadata (widgets, ...)"
     assert notebook.cells and notebook.cells[0].cell_type == "markdown", "start with a markdown introduction"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), f"not executed top to bottom in one run: {counts}"
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type == "code":
-            assert cell.outputs == [], f"cell {index} has outputs: strip them before committing"
-            assert cell.execution_count is None, f"cell {index} has an execution count: strip it"
         assert not cell.get("attachments"), f"cell {index} has attachments"
         assert set(cell.metadata) <= {"tags"}, f"cell {index} has metadata {sorted(cell.metadata)}"
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"cell {index} stored an error"
+            assert output.get("name") != "stderr", f"cell {index} stored stderr: {output.text[:200]}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
@@ -105,6 +124,9 @@ def test_notebook_runs_at_small_scale(path: Path, tmp_path: Path):
         resources={"metadata": {"path": str(tmp_path)}},  # the kernel's working directory
     )
     client.execute(env=env)  # raises CellExecutionError (with the cell's traceback) if a cell fails
+    for index, cell in enumerate(notebook.cells):  # warnings (tqdm's "IProgress not found", ...) are noise to a reader
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"cell {index} wrote to stderr: {output.text[:300]}"
     check = CHECKS.get(path.stem)
     if check is not None:
         findings = tmp_path / "tutorial_outputs" / path.stem / "findings.json"

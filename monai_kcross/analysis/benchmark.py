@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..metrics.kcross import kcross, load_kcross
+from ..progress import tqdm
 from ..registry import default_options, get_metric_info
 from .agreement import compare
 

@@ -39,10 +39,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from ..functional.intensity import DataRange, intensity_policy_name, parse_data_range, to_unit_range
 from ..functional.segmentation import as_segmenter
+from ..progress import tqdm
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES
 from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..functional.ssim import ms_ssim_weights_for
+from ..progress import tqdm
 from ..registry import get_metric_info
 from ..transforms import PERTURBATIONS, LesionInsertion, Perturbation, create_perturbation
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import tqdm
 from .synthesis import CONTRASTS, synthesize_brain
 
 __all__ = ["build_paired_dataset", "split_subjects"]

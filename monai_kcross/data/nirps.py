@@ -34,8 +34,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import tqdm
 from .quality import quality_labels
 from .synthesis import synthesize_brain
 

@@ -242,8 +242,7 @@ def build_pairs(
         contrast of the same slice), ``group (N,)`` (reference index), ``harmful (N,)`` bool, ``kind`` list,
         ``level (N,)`` and ``q (N,)`` (task-based quality label, 1 = perfect).
     """
-    from tqdm.auto import tqdm
-
+    from ..progress import tqdm
     from .quality import quality_labels
 
     generator = torch.Generator().manual_seed(seed)

@@ -381,7 +381,7 @@ class RandomisedBrains:
         self.generator = torch.Generator().manual_seed(self.seed)
         self._next_subject = 0
         self.pool: list[dict[str, Any]] = []
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
 
         for _ in tqdm(range(pool_size), desc="random subjects", disable=not progress):
             self.pool.append(self._new_subject())

@@ -108,9 +108,8 @@ def simulated_pairs(
 ) -> dict[str, torch.Tensor]:
     """Extra real-paired slices for stage 1 from the simulator: for each subject and each ``(source, target)``
     pair, unit-range source and target slices and the lesion mask (subjects disjoint from the NIRPS seeds)."""
-    from tqdm.auto import tqdm
-
     from ..data.synthesis import synthesize_brain
+    from ..progress import tqdm
 
     out: dict[str, list[torch.Tensor]] = {"reference": [], "source": [], "lesion": []}
     contrasts = tuple(sorted({c for pair in pairs for c in pair}))

@@ -97,7 +97,8 @@ def train_segmenter(
         The summary of the best validation (also stored in the checkpoint).
     """
     from monai.losses import DiceCELoss
-    from tqdm.auto import tqdm
+
+    from ..progress import tqdm
 
     torch.manual_seed(seed)
     templates = templates or list(available_templates().values())
