@@ -463,9 +463,12 @@ class KCross(nn.Module):
         (stacked complex), ``"structure": (B, structure_dim)``, ``"tumour": (B, tumour_dim)}``, all exactly 0
         where the synthesized slice equals the reference; disabled branches are all-zero."""
         cfg, batch = self.config, synthesized.shape[0]
-        synthesized, reference = pad_to_multiple(synthesized), pad_to_multiple(reference)
-        device = synthesized.device
+        # harmonise the image itself, then pad: the zero padding is not image content, and matching it would map
+        # it off zero (by the extrapolation below the head's range) wherever the synthesized background is not 0
         harmonised, head = self.harmonise(synthesized, reference)
+        synthesized, reference = pad_to_multiple(synthesized), pad_to_multiple(reference)
+        harmonised, head = pad_to_multiple(harmonised), pad_to_multiple(head)
+        device = synthesized.device
         out = {
             "complex": torch.zeros(batch, 2 * cfg.complex_dim, device=device),
             "structure": torch.zeros(batch, cfg.structure_dim, device=device),
