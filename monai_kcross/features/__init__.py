@@ -226,15 +226,13 @@ class KCrossFeatures(FeatureExtractor):
         return f"kcross:{self.branch}[level {self.level},{self.pool}]@{weights_digest(self.network)}"
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        from ..functional.fourier import to_kspace
-        from ..networks.complex import to_complex, to_stacked
+        from ..networks.complex import to_complex
         from ..networks.kcross import pad_to_multiple
 
         self.network.eval()
         x = pad_to_multiple(_unit_range(images))
         if self.branch == "complex":
-            k = to_stacked(to_kspace(x.to(torch.complex64), (-2, -1)))
-            maps = to_complex(self.network.complex_net.encode(k)[self.level]).abs()
+            maps = to_complex(self.network.encode_kspace(x)[self.level]).abs()
         else:
             encoder = self.network.structure_net if self.branch == "structure" else self.network.tumour_net
             maps = encoder.encode(x)[self.level]

@@ -475,8 +475,7 @@ class KCross(nn.Module):
             "tumour": torch.zeros(batch, cfg.tumour_dim, device=device),
         }
         if "complex" in branches:
-            k = to_stacked(to_kspace(torch.cat([reference, harmonised]).to(torch.complex64), (-2, -1)))
-            features = self.complex_net.encode(k)
+            features = self.encode_kspace(torch.cat([reference, harmonised]))
             deviations = [complex_deviation(f[batch:], f[:batch]) for f in features]
             real = torch.cat([d.chunk(2, 1)[0] for d in deviations], 1)
             imag = torch.cat([d.chunk(2, 1)[1] for d in deviations], 1)
@@ -524,6 +523,11 @@ class KCross(nn.Module):
         if unknown or not branches:
             raise ValueError(f"branches must be a non-empty subset of {BRANCHES}, got {tuple(branches)}.")
         return self.heads(self.descriptors(synthesized, reference, source, lesion, branches), branches)
+
+    def encode_kspace(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Complex-encoder features (stacked real layout ``(B, 2C_l, h_l, w_l)`` per level) of the centred
+        orthonormal k-space of unit-range slices ``(B, 1, H, W)`` (sides a multiple of 16)."""
+        return self.complex_net.encode(to_stacked(to_kspace(images.to(torch.complex64), (-2, -1))))
 
     def encoders(self) -> list[nn.Module]:
         return [self.complex_net, self.structure_net, self.tumour_net]
