@@ -5,6 +5,7 @@ Usage (repository root, the project's environment)::
     python benchmarks/bench_peers.py                 # 2-D 8x1x256^2 and 3-D 2x1x128^3, 2 threads
     python benchmarks/bench_peers.py --quick         # smaller inputs, fewer repeats (a smoke run)
     python benchmarks/bench_peers.py --only ssim,psnr --repeats 9
+    python benchmarks/bench_peers.py --device cuda   # the same cells on a GPU (CPU-only peers left out, no TF32)
 
 Protocol: float32 inputs in ``[0, 1]`` (a smoothed random reference and a noisy prediction), ``data_range=1``
 for every implementation, ``torch.set_num_threads(2)``; each cell runs every implementation once to warm up,
@@ -55,6 +56,7 @@ def _optional(module: str):
 
 
 def _per_image(values: torch.Tensor | float, batch: int) -> torch.Tensor:
+    values = values.detach().cpu() if isinstance(values, torch.Tensor) else values
     return torch.as_tensor(values, dtype=torch.float64).reshape(batch, -1).mean(1)
 
 
@@ -66,7 +68,7 @@ def _numpy_per_image(function: Callable[[np.ndarray, np.ndarray], float]) -> Fn:
     return run
 
 
-def build_cells(dims: int) -> list[Cell]:
+def build_cells(dims: int, device: str = "cpu") -> list[Cell]:
     import monai.metrics as mm
     import pytorch_msssim
     from skimage import metrics as skm
@@ -75,6 +77,7 @@ def build_cells(dims: int) -> list[Cell]:
     tm = _optional("torchmetrics.functional.image")
     pyiqa_nlpd = _optional("pyiqa.archs.nlpd_arch")
     absent = "not importable"
+    on_cpu = torch.device(device).type == "cpu"
     batch_dims = tuple(range(1, dims + 2))
 
     def ours(name: str, **options) -> Fn:
@@ -91,7 +94,7 @@ def build_cells(dims: int) -> list[Cell]:
             True,
             {
                 "MONAI": lambda p, r: mm.MSEMetric(reduction="none")(p, r),
-                "scikit-image": _numpy_per_image(lambda r, p: skm.mean_squared_error(r, p)),
+                "scikit-image": _numpy_per_image(lambda r, p: skm.mean_squared_error(r, p)) if on_cpu else "CPU only",
             },
         ),
         Cell("rmse", dims, ours("rmse"), 1e-6, True, {"MONAI": lambda p, r: mm.RMSEMetric(reduction="none")(p, r)}),
@@ -103,7 +106,9 @@ def build_cells(dims: int) -> list[Cell]:
             False,
             {
                 "MONAI": lambda p, r: mm.PSNRMetric(max_val=1.0, reduction="none")(p, r),
-                "scikit-image": _numpy_per_image(lambda r, p: skm.peak_signal_noise_ratio(r, p, data_range=1.0)),
+                "scikit-image": _numpy_per_image(lambda r, p: skm.peak_signal_noise_ratio(r, p, data_range=1.0))
+                if on_cpu
+                else "CPU only",
                 "piq": (lambda p, r: piq.psnr(p, r, data_range=1.0, reduction="none")) if piq else absent,
                 "torchmetrics": (
                     lambda p, r: tm.peak_signal_noise_ratio(p, r, data_range=1.0, reduction="none", dim=batch_dims)
@@ -125,7 +130,9 @@ def build_cells(dims: int) -> list[Cell]:
                     lambda r, p: skm.structural_similarity(
                         r, p, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
                     )
-                ),
+                )
+                if on_cpu
+                else "CPU only",
                 "piq": (lambda p, r: piq.ssim(p, r, data_range=1.0, reduction="none", downsample=False))
                 if piq and dims == 2
                 else ("2-D only" if piq else absent),
@@ -185,9 +192,17 @@ def make_pair(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torc
 CLOCK = time.perf_counter  # --clock cpu: process CPU time (all threads), robust when other jobs load the cores
 
 
+def _sync(tensor: torch.Tensor) -> None:
+    """Wait for the tensor's device (a no-op on CPU), so that a GPU timing covers the kernels, not their launch."""
+    if tensor.device.type == "cuda":
+        torch.cuda.synchronize(tensor.device)
+
+
 def _timed(function: Fn, pred: torch.Tensor, ref: torch.Tensor) -> float:
+    _sync(pred)
     start = CLOCK()
     function(pred, ref)
+    _sync(pred)
     return CLOCK() - start
 
 
@@ -228,7 +243,7 @@ def run_cell(cell: Cell, pred: torch.Tensor, ref: torch.Tensor, repeats: int) ->
     return " | ".join(parts)
 
 
-def overhead_table(repeats: int) -> list[str]:
+def overhead_table(repeats: int, device: str = "cpu") -> list[str]:
     """Calls per second on 1x1x32^2 for the public function and for the bare computation it wraps."""
     from monai_kcross.functional.filtering import halve2d, window_1d
 
@@ -236,9 +251,9 @@ def overhead_table(repeats: int) -> list[str]:
     haarpsi_module = importlib.import_module("monai_kcross.functional.haarpsi")
     ssim_module = importlib.import_module("monai_kcross.functional.ssim")
 
-    pred, ref = make_pair((1, 1, 32, 32), seed=1)
+    pred, ref = (x.to(device) for x in make_pair((1, 1, 32, 32), seed=1))
     windows = [window_1d("gaussian", 11, 1.5)] * 2
-    low, span = torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
+    low, span = torch.zeros(1, 1, 1, 1, device=device), torch.ones(1, 1, 1, 1, device=device)
     bare: dict[str, tuple[Fn, Fn]] = {
         "mae": (lambda p, r: kf.mae(p, r), lambda p, r: (p - r).abs().mean((2, 3))),
         "psnr": (
@@ -265,9 +280,11 @@ def overhead_table(repeats: int) -> list[str]:
             best = {"public": float("inf"), "bare": float("inf")}
             for _ in range(repeats):
                 for key, function in (("public", public), ("bare", core)):
+                    _sync(pred)
                     start = CLOCK()
                     for _ in range(50):
                         function(pred, ref)
+                    _sync(pred)
                     best[key] = min(best[key], (CLOCK() - start) / 50)
             extra = (best["public"] - best["bare"]) * 1e6
             lines.append(
@@ -284,6 +301,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2-D 2x1x256^2, 3-D 1x1x64^3, 5 repeats")
     parser.add_argument("--only", default="", help="comma-separated metric names")
     parser.add_argument("--no-3d", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where every implementation runs")
     parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall", help="cpu: process CPU time, for a loaded machine"
     )
@@ -291,6 +309,8 @@ def main() -> None:
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):  # every implementation in full float32 (cuDNN convolutions default to TF32)
+        torch.backends.cudnn.allow_tf32 = False
     repeats = 5 if args.quick else max(5, args.repeats)
     shapes = {2: (2, 1, 256, 256) if args.quick else (8, 1, 256, 256)}
     if not args.no_3d:
@@ -298,16 +318,17 @@ def main() -> None:
     wanted = {name for name in args.only.split(",") if name}
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, min of {repeats} interleaved runs, "
-        f"{args.clock} clock"
+        f"{args.clock} clock, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(args.device)})" if args.device.startswith("cuda") else "")
     )
     for dims, shape in shapes.items():
-        pred, ref = make_pair(shape)
+        pred, ref = (x.to(args.device) for x in make_pair(shape))
         print(f"\n{dims}-D {'x'.join(map(str, shape))}: ratio = peer time / our time (> 1: monai-kcross is faster)")
-        for cell in build_cells(dims):
+        for cell in build_cells(dims, args.device):
             if not wanted or cell.metric in wanted:
                 print(run_cell(cell, pred, ref, repeats), flush=True)
     print()
-    print("\n".join(overhead_table(repeats)))
+    print("\n".join(overhead_table(repeats, args.device)))
 
 
 if __name__ == "__main__":

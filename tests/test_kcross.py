@@ -468,3 +468,33 @@ def test_load_kcross_sees_a_checkpoint_rewritten_in_place(tmp_path):
         torch.save({"config": network.config.to_dict(), "state_dict": network.state_dict()}, path)
         loaded = load_kcross(path)
         torch.testing.assert_close(loaded.state_dict(), network.state_dict())  # never the cached old weights
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_shipped_kcross_on_cuda_matches_cpu():
+    """The shipped bundle scores slices and a volume on the GPU as on the CPU (cuDNN in full float32)."""
+    source, target, lesion = _slices(3, seed=21)
+    pred = (target + 0.05 * torch.randn_like(target)).clamp(0, 1)
+    volume = torch.stack([pred, target, source], -1).permute(1, 0, 2, 3, 4)  # (1, 3 slices as channels, H, W, 3)
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        for args in ((pred, target, source, lesion), (pred, target, None, None), (volume, volume.flip(-1))):
+            cpu = kcross(*args)
+            gpu = kcross(*[None if a is None else a.cuda() for a in args])
+            assert gpu.device.type == "cuda"
+            torch.testing.assert_close(gpu.cpu(), cpu, atol=2e-4, rtol=0)
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
+
+
+def test_auto_batch_size_balances_the_calls():
+    from monai_kcross.metrics.kcross import PIXEL_BUDGET, auto_batch_size
+
+    cpu = torch.device("cpu")
+    largest = auto_batch_size(112, 128, cpu)
+    assert largest == PIXEL_BUDGET["cpu"] // (112 * 128)  # 128 and 112 are multiples of 16: no padding
+    assert auto_batch_size(100, 120, cpu) == PIXEL_BUDGET["cpu"] // (112 * 128)  # padded to 112 x 128
+    assert auto_batch_size(112, 128, cpu, count=largest + 1) == -(-(largest + 1) // 2)  # 2 even calls, no tail
+    assert auto_batch_size(112, 128, cpu, count=2) == 2
+    assert auto_batch_size(1024, 1024, cpu) == 1

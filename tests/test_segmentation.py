@@ -74,6 +74,14 @@ def test_dice_and_hd95_match_numpy_and_scipy(spatial_dims):
             assert float(scores.dice[b, 0, k]) == pytest.approx(_reference_dice(a, t), abs=1e-12)
             if a.any() and t.any():
                 assert float(scores.hd95[b, 0, k]) == pytest.approx(_reference_hd95(a, t, spacing), rel=1e-6)
+    # MONAI's compute_dice agrees wherever a class is present in either map (NaN there by our convention)
+    from monai.metrics import compute_dice
+
+    classes = torch.tensor([1, 2, 3]).view(1, 3, *([1] * spatial_dims))
+    one_hot = [(m.squeeze(1)[:, None] == classes).double() for m in (scores.predicted, scores.reference)]
+    monai_dice = compute_dice(*one_hot, include_background=True, ignore_empty=False).double()
+    present = ~torch.isnan(scores.dice[:, 0])
+    torch.testing.assert_close(scores.dice[:, 0][present], monai_dice[present], atol=1e-12, rtol=0)
     mean = segmentation_dice(pred, ref, data_range=1.0, segmenter=THRESHOLD, foreground=None)
     torch.testing.assert_close(mean, scores.dice.nanmean(-1))
     hd = segmentation_hd95(pred, ref, data_range=1.0, segmenter=THRESHOLD, foreground=None, spacing=spacing)

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from .filtering import gaussian_kernel1d, shift_filter_axis
+from .filtering import filter_axis, gaussian_kernel1d
 from .intensity import DataRange
 from .masking import crop_weights, finalize_weighted, nan_where_empty, pool_weights
 from .planar import planar_metric
@@ -121,7 +121,7 @@ def _cw_ssim_core(
     energy = band_x.abs().square() + band_y.abs().square()
     box = [1.0 / _WINDOW] * _WINDOW
     stats = torch.stack((corr.real, corr.imag, energy))
-    corr_re, corr_im, energy = shift_filter_axis(shift_filter_axis(stats, -2, box), -1, box)
+    corr_re, corr_im, energy = filter_axis(filter_axis(stats, -2, box), -1, box)
     numerator = 2 * safe_sqrt(corr_re.square() + corr_im.square()) + k
     denominator = energy + k
     tiny = torch.finfo(x.dtype).tiny

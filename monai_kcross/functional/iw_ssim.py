@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .filtering import gaussian_kernel1d, shift_filter_axis
+from .filtering import filter_axis, gaussian_kernel1d
 from .intensity import DataRange
 from .masking import crop_weights, nan_where_empty, pool_weights
 from .planar import planar_metric
@@ -47,7 +47,7 @@ def _binomial_taps() -> list[float]:
 def _filter_axis(x: torch.Tensor, axis: int) -> torch.Tensor:
     """Binomial filtering of one of the last two axes with reflect padding (same size)."""
     pads = (2, 2, 0, 0) if axis == -1 else (0, 0, 2, 2)
-    return shift_filter_axis(F.pad(x, pads, mode="reflect"), axis, _binomial_taps())
+    return filter_axis(F.pad(x, pads, mode="reflect"), axis, _binomial_taps())
 
 
 def _pyramid_step(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +83,7 @@ def _enlarge(x: torch.Tensor) -> torch.Tensor:
 
 def _box3(x: torch.Tensor) -> torch.Tensor:
     taps = [1.0 / _BLOCK] * _BLOCK
-    return shift_filter_axis(shift_filter_axis(x, -2, taps), -1, taps)
+    return filter_axis(filter_axis(x, -2, taps), -1, taps)
 
 
 def _information_weights(x: torch.Tensor, y: torch.Tensor, parent: torch.Tensor | None) -> torch.Tensor:
@@ -139,7 +139,7 @@ def _iw_ssim_core(
         else:
             next_x, next_y = low_x, low_y
         stats = torch.stack((band_x, band_y, band_x * band_x, band_y * band_y, band_x * band_y))
-        mu_x, mu_y, e_xx, e_yy, e_xy = shift_filter_axis(shift_filter_axis(stats, -2, taps), -1, taps)
+        mu_x, mu_y, e_xx, e_yy, e_xy = filter_axis(filter_axis(stats, -2, taps), -1, taps)
         var_x, var_y = torch.relu(e_xx - mu_x * mu_x), torch.relu(e_yy - mu_y * mu_y)
         cs = (2 * (e_xy - mu_x * mu_y) + c2) / (var_x + var_y + c2)
         if level == levels - 1:
@@ -161,7 +161,7 @@ def _iw_ssim_core(
             level_score = torch.where(crop_weights(mask_level, (11, 11)).sum(dim=(-2, -1)) > 0, level_score, torch.nan)
         pooled.append(level_score)
         band_x, band_y = next_x, next_y
-    score = torch.stack(pooled).abs().pow(scale_weights.to(x.dtype).view(-1, 1, 1)).prod(0)
+    score = torch.stack(pooled).abs().pow(scale_weights.to(x.device, x.dtype).view(-1, 1, 1)).prod(0)
     return score
 
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .filtering import shift_filter_axis, window_1d
+from .filtering import filter_axis, window_1d
 from .intensity import DataRange, harmonize
 from .masking import crop_weights, finalize_weighted, pool_weights, prepare_mask
 from .safe_math import positive_power
@@ -166,7 +166,7 @@ def _ssim_and_cs(
             v = (y_in.to(dtype) - flat_low[imgs]) * flat_scale[imgs]
             block = torch.stack((u, v, u * u + v * v, u * v))
             for axis, axis_taps in enumerate(taps):
-                block = shift_filter_axis(block, axis + 2, axis_taps)
+                block = filter_axis(block, axis + 2, axis_taps)
             mu_x, mu_y, e_sq, e_xy = block
             mu_xy = mu_x * mu_y
             mu_sq = mu_x * mu_x + mu_y * mu_y

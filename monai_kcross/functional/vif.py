@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .filtering import gaussian_kernel1d, shift_filter_axis
+from .filtering import filter_axis, gaussian_kernel1d
 from .intensity import DataRange
 from .masking import crop_weights
 from .planar import planar_metric
@@ -30,7 +30,7 @@ _EPS = 1e-10
 
 
 def _valid_gaussian(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    return shift_filter_axis(shift_filter_axis(x, -2, taps), -1, taps)
+    return filter_axis(filter_axis(x, -2, taps), -1, taps)
 
 
 def vif_min_size(scales: int) -> int:

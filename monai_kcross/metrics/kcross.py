@@ -78,15 +78,31 @@ def _slices(volume: torch.Tensor, spatial_dims: int, slice_axis: int) -> torch.T
 
 
 #: pixels per network call on the CPU: activations of larger batches outgrow the caches (measured: 112x128 best
-#: at 4 slices, 240x240 at 1); on CUDA the budget is larger
-PIXEL_BUDGET = {"cpu": 60_000, "cuda": 4_000_000}
+#: at 4 slices, 240x240 at 1); on CUDA the most pixels per call, if free memory allows (see :func:`auto_batch_size`)
+PIXEL_BUDGET = {"cpu": 60_000, "cuda": 8_000_000}
+#: GPU memory one padded pixel takes in a network call with predicted lesions (4.66 GB for 72 slices of 240x240
+#: on an H100; benchmarks/bench_gpu.py), with a margin
+BYTES_PER_PIXEL_CUDA = 1_400
 MIN_SIZE = 32  # the segmenter's deepest level needs at least 2x2 voxels (4 halvings)
 
 
-def auto_batch_size(height: int, width: int, device: torch.device) -> int:
-    """Slices per network call for ``height x width`` slices: the device's pixel budget, at least 1."""
+def auto_batch_size(height: int, width: int, device: torch.device, count: int | None = None) -> int:
+    """Slices per network call for ``height x width`` slices, at least 1.
+
+    The device's pixel budget (:data:`PIXEL_BUDGET`; on CUDA also at most 40 % of the free GPU memory) bounds the
+    batch; with ``count`` slices to score, the calls are then balanced (72 slices with room for 69 per call run
+    as 2 x 36, not 69 + 3: a small last call wastes the GPU).
+    """
     padded = (height + (-height) % 16) * (width + (-width) % 16)
-    return max(1, PIXEL_BUDGET.get(device.type, PIXEL_BUDGET["cuda"]) // padded)
+    budget = PIXEL_BUDGET.get(device.type, PIXEL_BUDGET["cuda"])
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        budget = min(budget, int(0.4 * free / BYTES_PER_PIXEL_CUDA))
+    largest = max(1, budget // padded)
+    if not count:
+        return largest
+    calls = -(-count // largest)
+    return -(-count // calls)
 
 
 @torch.no_grad()
@@ -201,9 +217,9 @@ def kcross(
         valid = (ref_s > 0.01).flatten(1).float().mean(1) >= (min_foreground if spatial_dims == 3 else 0.0)
         net = _network(network, y.device)
         wanted = {"kcross": branches, **({b: (b,) for b in branches} if return_branches else {})}
-        if batch_size == "auto":
-            batch_size = auto_batch_size(*ref_s.shape[-2:], y.device)
         index = torch.nonzero(valid).flatten()
+        if batch_size == "auto":
+            batch_size = auto_batch_size(*ref_s.shape[-2:], y.device, len(index))
         scores = _score_slices(net, pred_s, ref_s, src_s, lesion_s, index, branches, wanted, int(batch_size))
         out = {key: value.view(batch, channels, -1).nanmean(-1) for key, value in scores.items()}
         if return_branches:
