@@ -606,10 +606,18 @@ def run_bundle(args: argparse.Namespace) -> int:
 _ONE_LINE_ERRORS = (ValueError, OSError, RuntimeError)
 
 
-def _cuda_available() -> bool:
+def _device_problem(device: str) -> str | None:
+    """Why ``--device`` cannot be used on this machine (``None`` if it can): no CUDA, or no such CUDA index."""
+    if not device.startswith("cuda"):
+        return None
     import torch
 
-    return torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        return f"--device {device} requested but CUDA is not available on this machine."
+    index = device.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        return f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 and up."
+    return None
 
 
 class _Deferred:
@@ -827,8 +835,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "device", "cpu").startswith("cuda") and not _cuda_available():
-            raise ValueError(f"--device {args.device} requested but CUDA is not available on this machine.")
+        problem = _device_problem(getattr(args, "device", "cpu"))
+        if problem:
+            raise ValueError(problem)
         if args.command == "demo":
             return run_demo(args.device, args.out, args.subjects)
         if args.command == "score":

@@ -37,9 +37,11 @@ def test_metrics_listing(capsys):
 
 
 def test_console_entry_point_and_errors():
-    done = subprocess.run([sys.executable, "-m", "monai_kcross", "demo", "--device", "cuda:7"], capture_output=True)
-    if not __import__("torch").cuda.is_available():
-        assert done.returncode == 1 and b"CUDA is not available" in done.stderr
+    torch = __import__("torch")
+    done = subprocess.run([sys.executable, "-m", "monai_kcross", "demo", "--device", "cuda:99"], capture_output=True)
+    assert done.returncode == 1
+    expected = b"CUDA device(s), cuda:0 and up" if torch.cuda.is_available() else b"CUDA is not available"
+    assert expected in done.stderr, done.stderr
     bad = subprocess.run([sys.executable, "-m", "monai_kcross", "frobnicate"], capture_output=True)
     assert bad.returncode == 2
 

@@ -498,3 +498,35 @@ def test_auto_batch_size_balances_the_calls():
     assert auto_batch_size(112, 128, cpu, count=largest + 1) == -(-(largest + 1) // 2)  # 2 even calls, no tail
     assert auto_batch_size(112, 128, cpu, count=2) == 2
     assert auto_batch_size(1024, 1024, cpu) == 1
+
+
+def test_bias_field_front_end_is_exact_at_identity_and_removes_a_smooth_field():
+    from monai_kcross.networks.kcross import smooth_field
+
+    source, target, lesion = _slices(2, seed=14)
+    network = _network_with_random_heads(4)
+    network.config.bias_fraction = 0.125
+    head = network.harmonise(target, target)[1]
+    assert torch.equal(smooth_field(target, target, head, 14.0), torch.ones_like(target))
+    for mapped in (target, target * 1.15, target.pow(0.85)):  # matched to the reference first: field exactly 1
+        harmonised, _ = network.harmonise(mapped, target)
+        torch.testing.assert_close(harmonised[head], target[head], atol=1e-6, rtol=0)
+    with torch.no_grad():
+        assert torch.equal(network(target, target, source, None)["score"], torch.ones(2))
+    # a smooth +-10 % field: estimated to 1.5 % inside the head (away from its rim) and mostly removed
+    rows = torch.linspace(-1, 1, target.shape[-2]).view(-1, 1)
+    columns = torch.linspace(-1, 1, target.shape[-1]).view(1, -1)
+    field = 1 + 0.1 * torch.sin(1.5 * rows + 0.5) * torch.cos(columns)
+    biased = target * field
+    estimate = smooth_field(biased, target, head, 0.125 * min(target.shape[-2:]))
+    interior = -F.max_pool2d(-head.float(), 21, 1, 10) > 0.5
+    assert float((estimate / field - 1)[interior].abs().median()) < 0.015
+
+    def size(descriptors):
+        return sum(v.abs().sum(1) for v in descriptors.values())
+
+    with torch.no_grad():
+        corrected = size(network.descriptors(biased, target, source, lesion))
+        network.config.bias_fraction = 0.0
+        uncorrected = size(network.descriptors(biased, target, source, lesion))
+    assert torch.all(corrected < 0.5 * uncorrected)

@@ -9,6 +9,16 @@ for masks. The no-reference scores :func:`niqe` and :func:`brisque` take ``y_pre
 average edge strength, total variation). The downstream-segmentation scores
 (:mod:`monai_kcross.functional.segmentation`: Dice and HD95 between segmentations of both images) and the radiomic
 features (:mod:`monai_kcross.functional.radiomics`) have their own modules.
+
+>>> import torch
+>>> from monai_kcross.functional import mae, psnr, ssim
+>>> reference = torch.zeros(1, 1, 32, 32)
+>>> reference[..., 8:24, 8:24] = 1.0
+>>> synthesized = 0.9 * reference  # (B, C, H, W); a (B, C, H, W, D) volume works the same way
+>>> ssim(reference, reference, data_range=1.0)
+tensor([[1.]])
+>>> psnr(synthesized, reference, data_range=1.0), mae(synthesized, reference)
+(tensor([[26.0206]]), tensor([[0.0250]]))
 """
 
 from .artefacts import (

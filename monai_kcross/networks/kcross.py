@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..functional.filtering import gaussian_blur
 from ..functional.foreground import enclosed_foreground
 from ..functional.fourier import to_kspace
 from ..functional.histogram import match_histogram
@@ -96,6 +97,7 @@ class KCrossConfig:
     structure_levels: int = 1
     min_lesion: int = 10
     worst_fraction: float = 0.05
+    bias_fraction: float = 0.0
     source_contrast: str = "any"
     target_contrast: str = "any"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +134,33 @@ class KCrossConfig:
     @property
     def tumour_dim(self) -> int:
         return 2 * self.tumour_channels[-1] + len(SEGMENTATION_CLASSES) + 1
+
+
+def smooth_field(
+    synthesized: torch.Tensor, reference: torch.Tensor, head: torch.Tensor, sigma: float, limit: float = 0.3
+) -> torch.Tensor:
+    """The smooth multiplicative field (a bias field) of ``synthesized`` relative to ``reference`` inside ``head``.
+
+    ``exp`` of the Gaussian-weighted mean (``sigma`` pixels) over the head of the voxel log-ratios, each clipped to
+    ``+-limit`` so that a local change (a lesion) pulls the estimate by at most ``limit`` times its share of the
+    window. Exactly 1 wherever the two slices agree on the whole window (identity: no correction at all).
+
+    Args:
+        synthesized, reference: ``(B, 1, H, W)`` in the unit range.
+        head: bool ``(B, 1, H, W)``.
+        sigma: Gaussian width in pixels.
+        limit: largest absolute log-ratio one voxel contributes.
+
+    Returns:
+        ``(B, 1, H, W)`` positive field, 1 outside the reach of the head.
+    """
+    eps = 0.01 * reference.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    weight = head.to(reference.dtype)
+    ratio = torch.log((synthesized.clamp_min(0) + eps) / (reference.clamp_min(0) + eps)).clamp(-limit, limit)
+    axes = (-2, -1)
+    numerator = gaussian_blur(ratio * weight, sigma, axes)
+    denominator = gaussian_blur(weight, sigma, axes)
+    return torch.exp(torch.where(denominator > 1e-3, numerator / denominator.clamp_min(1e-3), 0.0))
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> torch.Tensor:
@@ -397,9 +426,18 @@ class KCross(nn.Module):
 
     def harmonise(self, synthesized: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The synthesized slices histogram-matched to the references inside the head, and that head mask
-        (the union of both slices' :func:`~monai_kcross.functional.foreground.enclosed_foreground`)."""
+        (the union of both slices' :func:`~monai_kcross.functional.foreground.enclosed_foreground`).
+
+        With ``config.bias_fraction > 0`` the matched slices are also divided by their smooth multiplicative
+        field relative to the reference (:func:`smooth_field`) and matched again.
+        """
         head = enclosed_foreground(reference) | enclosed_foreground(synthesized)
-        return match_histogram(synthesized, reference, head), head
+        matched = match_histogram(synthesized, reference, head)
+        if self.config.bias_fraction > 0:
+            sigma = self.config.bias_fraction * min(reference.shape[-2:])
+            field = smooth_field(matched, reference, head, sigma)
+            matched = match_histogram(torch.where(head, matched / field, matched), reference, head)
+        return matched, head
 
     def _tumour_deviations(
         self, syn: torch.Tensor, ref: torch.Tensor, head: torch.Tensor, lesion: torch.Tensor | None
