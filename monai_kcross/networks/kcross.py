@@ -141,22 +141,23 @@ def smooth_field(
 ) -> torch.Tensor:
     """The smooth multiplicative field (a bias field) of ``synthesized`` relative to ``reference`` inside ``head``.
 
-    ``exp`` of the Gaussian-weighted mean (``sigma`` pixels) over the head of the voxel log-ratios, each clipped to
-    ``+-limit`` so that a local change (a lesion) pulls the estimate by at most ``limit`` times its share of the
-    window. Exactly 1 wherever the two slices agree on the whole window (identity: no correction at all).
+    ``exp`` of the Gaussian-weighted mean (``sigma`` pixels) of the voxel log-ratios over the head, leaving out
+    voxels whose log-ratio exceeds ``+-limit``: a bias field changes intensities by a few tens of per cent, a
+    lesion that appears, vanishes or moves by much more, so local changes barely enter the estimate. Exactly 1
+    wherever the two slices agree on the whole window (identity: no correction at all).
 
     Args:
         synthesized, reference: ``(B, 1, H, W)`` in the unit range.
         head: bool ``(B, 1, H, W)``.
         sigma: Gaussian width in pixels.
-        limit: largest absolute log-ratio one voxel contributes.
+        limit: largest absolute log-ratio of a voxel that enters the estimate.
 
     Returns:
         ``(B, 1, H, W)`` positive field, 1 outside the reach of the head.
     """
     eps = 0.01 * reference.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
-    weight = head.to(reference.dtype)
-    ratio = torch.log((synthesized.clamp_min(0) + eps) / (reference.clamp_min(0) + eps)).clamp(-limit, limit)
+    ratio = torch.log((synthesized.clamp_min(0) + eps) / (reference.clamp_min(0) + eps))
+    weight = (head & (ratio.abs() <= limit)).to(reference.dtype)
     axes = (-2, -1)
     numerator = gaussian_blur(ratio * weight, sigma, axes)
     denominator = gaussian_blur(weight, sigma, axes)
