@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..metrics.kcross import kcross, load_kcross
+from ..metrics.kcross import kcross
+from ..networks.checkpoints import load_kcross
 from ..progress import tqdm
 from ..registry import default_options, get_metric_info
 from .agreement import compare

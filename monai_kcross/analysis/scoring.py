@@ -392,7 +392,7 @@ def _load_network(network: Any, device: torch.device) -> torch.nn.Module:
     """The K-CROSS network; a file that is not a K-CROSS checkpoint raises one ``ValueError`` naming it."""
     import pickle
 
-    from ..metrics.kcross import load_kcross
+    from ..networks.checkpoints import load_kcross
 
     if isinstance(network, torch.nn.Module):
         return network

@@ -21,6 +21,7 @@ import monai
 import numpy as np
 import torch
 
+from ..networks.checkpoints import KCROSS_BUNDLE
 from .verify import LARGE_FILES, large_files, verify_bundle
 from .workflow import KCrossBundleNetwork
 
@@ -34,7 +35,6 @@ __all__ = [
     "verify_bundle",
 ]
 
-KCROSS_BUNDLE = Path(__file__).resolve().parent / "kcross_brain_mri"
 MAX_BUNDLE_MB = 50.0
 # MONAI's bundle metadata schema (the URL in metadata.json), shipped so that verification works offline
 BUNDLE_SCHEMA = Path(__file__).resolve().parent / "schema" / "meta_schema_20240725.json"
@@ -73,7 +73,7 @@ def export_bundle(
         FileNotFoundError: no checkpoint in ``run`` or no ``configs/metadata.json`` in ``bundle``.
         ValueError: the bundle would exceed 50 MB.
     """
-    from ..metrics.kcross import load_kcross
+    from ..networks.checkpoints import load_kcross
 
     run, bundle = Path(run), Path(bundle)
     metadata_file = bundle / "configs" / "metadata.json"

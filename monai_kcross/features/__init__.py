@@ -212,7 +212,7 @@ class KCrossFeatures(FeatureExtractor):
 
     def __init__(self, network=None, branch: str = "structure", level: int = -1, pool: str = "avg+std") -> None:
         super().__init__()
-        from ..metrics.kcross import load_kcross
+        from ..networks.checkpoints import load_kcross
         from ..networks.kcross import KCross
 
         if branch not in ("structure", "tumour", "complex"):

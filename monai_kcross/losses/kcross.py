@@ -24,6 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..functional.fourier import to_kspace
+from ..networks.complex import to_complex, to_stacked
+from ..networks.kcross import KCross, pad_to_multiple
+
 __all__ = [
     "RatingLoss",
     "frequency_loss",
@@ -33,6 +37,7 @@ __all__ = [
     "ranking_loss",
     "rating_loss",
     "severity_order_loss",
+    "stage1_losses",
     "structure_loss",
     "tumour_loss",
     "within_group_loss",
@@ -250,3 +255,31 @@ def severity_order_loss(
     if not bool(pairs.any()):
         return penalty.sum() * 0.0
     return F.relu(penalty[:, None] - penalty[None, :])[pairs].mean()
+
+
+def stage1_losses(
+    network: KCross, source: torch.Tensor, target: torch.Tensor, lesion: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Stage-1 losses of the K-CROSS encoders on paired slices ``(B, 1, H, W)`` (unit range) and lesion masks.
+
+    Returns ``{"frequency", "structure", "similarity", "tumour", "total"}`` (all weights 1, paper eq. 19).
+    """
+    source, target, lesion = pad_to_multiple(source), pad_to_multiple(target), pad_to_multiple(lesion.float())
+    k = to_kspace(target.to(torch.complex64), (-2, -1))
+    reconstruction, _ = network.complex_net(to_stacked(k))
+    losses = {"frequency": frequency_loss(to_complex(reconstruction), k)}
+    rec_source, feat_source = network.structure_net(source)
+    rec_target, feat_target = network.structure_net(target)
+    losses["structure"] = structure_loss(rec_source, source) + structure_loss(rec_target, target)
+    losses["similarity"] = mmd_loss(
+        F.adaptive_avg_pool2d(feat_source[-1], 4), F.adaptive_avg_pool2d(feat_target[-1], 4)
+    )
+    masked = target * lesion
+    rec_lesion, _ = network.tumour_net(masked)
+    has_lesion = lesion.flatten(1).sum(1) >= network.config.min_lesion
+    if bool(has_lesion.any()):
+        losses["tumour"] = tumour_loss(rec_lesion[has_lesion] * lesion[has_lesion], masked[has_lesion])
+    else:
+        losses["tumour"] = structure_loss(rec_lesion, masked)
+    losses["total"] = sum(losses.values())
+    return losses

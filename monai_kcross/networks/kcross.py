@@ -55,7 +55,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional.filtering import gaussian_blur
 from ..functional.foreground import enclosed_foreground
 from ..functional.fourier import to_kspace
 from ..functional.histogram import match_histogram
@@ -136,20 +135,41 @@ class KCrossConfig:
         return 2 * self.tumour_channels[-1] + len(SEGMENTATION_CLASSES) + 1
 
 
+def _gaussian_matrix(size: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """``(n, n)`` matrix of Gaussian smoothing along an axis of ``n`` samples: a window truncated at ``4 sigma``
+    (as ``scipy.ndimage.gaussian_filter``) with symmetric boundaries, the same values as
+    :func:`~monai_kcross.functional.filtering.gaussian_blur`.
+
+    ``size`` is a ``(n,)`` tensor of ones: the matrix is built from tensor operations only, so that a traced graph
+    (the bundle's TorchScript export) follows the slice size instead of freezing the traced one.
+    """
+    position = torch.cumsum(size, 0) - 1  # 0 .. n-1
+    n = position[-1] + 1
+    radius = torch.floor(4 * sigma + 0.5)
+
+    def window(offset: torch.Tensor) -> torch.Tensor:
+        return torch.where(offset.abs() <= radius, torch.exp(-0.5 * (offset / sigma) ** 2), torch.zeros_like(offset))
+
+    total = 2 * window(position).sum() - 1  # the window's sum over -radius .. radius (radius < n)
+    i, j = position[:, None], position[None, :]
+    # direct taps, and taps reflected at the start (index -j-1) and at the end (index 2n-1-j)
+    return (window(j - i) + window(i + j + 1) + window(2 * n - 1 - i - j)) / total
+
+
 def smooth_field(
-    synthesized: torch.Tensor, reference: torch.Tensor, head: torch.Tensor, sigma: float, limit: float = 0.3
+    synthesized: torch.Tensor, reference: torch.Tensor, head: torch.Tensor, fraction: float, limit: float = 0.3
 ) -> torch.Tensor:
     """The smooth multiplicative field (a bias field) of ``synthesized`` relative to ``reference`` inside ``head``.
 
-    ``exp`` of the Gaussian-weighted mean (``sigma`` pixels) of the voxel log-ratios over the head, leaving out
-    voxels whose log-ratio exceeds ``+-limit``: a bias field changes intensities by a few tens of per cent, a
-    lesion that appears, vanishes or moves by much more, so local changes barely enter the estimate. Exactly 1
-    wherever the two slices agree on the whole window (identity: no correction at all).
+    ``exp`` of the Gaussian-weighted mean of the voxel log-ratios over the head, leaving out voxels whose
+    log-ratio exceeds ``+-limit``: a bias field changes intensities by a few tens of per cent, a lesion that
+    appears, vanishes or moves by much more, so local changes barely enter the estimate. Exactly 1 wherever the
+    two slices agree on the whole window (identity: no correction at all).
 
     Args:
         synthesized, reference: ``(B, 1, H, W)`` in the unit range.
         head: bool ``(B, 1, H, W)``.
-        sigma: Gaussian width in pixels.
+        fraction: Gaussian width as a fraction of the slice's shorter side.
         limit: largest absolute log-ratio of a voxel that enters the estimate.
 
     Returns:
@@ -158,9 +178,14 @@ def smooth_field(
     eps = 0.01 * reference.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
     ratio = torch.log((synthesized.clamp_min(0) + eps) / (reference.clamp_min(0) + eps))
     weight = (head & (ratio.abs() <= limit)).to(reference.dtype)
-    axes = (-2, -1)
-    numerator = gaussian_blur(ratio * weight, sigma, axes)
-    denominator = gaussian_blur(weight, sigma, axes)
+    rows, columns = torch.ones_like(reference[0, 0, :, 0]), torch.ones_like(reference[0, 0, 0, :])
+    sigma = fraction * torch.minimum(rows.sum(), columns.sum())
+    along_rows, along_columns = _gaussian_matrix(rows, sigma), _gaussian_matrix(columns, sigma)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return along_rows @ x @ along_columns.t()
+
+    numerator, denominator = blur(ratio * weight), blur(weight)
     return torch.exp(torch.where(denominator > 1e-3, numerator / denominator.clamp_min(1e-3), 0.0))
 
 
@@ -386,37 +411,6 @@ class KCross(nn.Module):
         self.natural_head = MonotoneHead(cfg.structure_dim + cfg.tumour_dim, cfg.hidden)
         self._segmenter = segmenter
 
-    # ------------------------------------------------------------------------------------------ stage 1
-    def stage1_losses(
-        self, source: torch.Tensor, target: torch.Tensor, lesion: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """Stage-1 losses on real paired slices ``(B, 1, H, W)`` (unit range) and lesion masks.
-
-        Returns ``{"frequency", "structure", "similarity", "tumour", "total"}`` (all weights 1, paper eq. 19).
-        """
-        from ..losses.kcross import frequency_loss, mmd_loss, structure_loss, tumour_loss
-        from .complex import to_complex
-
-        source, target, lesion = pad_to_multiple(source), pad_to_multiple(target), pad_to_multiple(lesion.float())
-        k = to_kspace(target.to(torch.complex64), (-2, -1))
-        reconstruction, _ = self.complex_net(to_stacked(k))
-        losses = {"frequency": frequency_loss(to_complex(reconstruction), k)}
-        rec_source, feat_source = self.structure_net(source)
-        rec_target, feat_target = self.structure_net(target)
-        losses["structure"] = structure_loss(rec_source, source) + structure_loss(rec_target, target)
-        losses["similarity"] = mmd_loss(
-            F.adaptive_avg_pool2d(feat_source[-1], 4), F.adaptive_avg_pool2d(feat_target[-1], 4)
-        )
-        masked = target * lesion
-        rec_lesion, _ = self.tumour_net(masked)
-        has_lesion = lesion.flatten(1).sum(1) >= self.config.min_lesion
-        if bool(has_lesion.any()):
-            losses["tumour"] = tumour_loss(rec_lesion[has_lesion] * lesion[has_lesion], masked[has_lesion])
-        else:
-            losses["tumour"] = structure_loss(rec_lesion, masked)
-        losses["total"] = sum(losses.values())
-        return losses
-
     # ------------------------------------------------------------------------------------------ scoring
     def segment(self, image: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, 5, H, W)`` of unit-range slices (the configured segmenter)."""
@@ -435,8 +429,7 @@ class KCross(nn.Module):
         head = enclosed_foreground(reference) | enclosed_foreground(synthesized)
         matched = match_histogram(synthesized, reference, head)
         if self.config.bias_fraction > 0:
-            sigma = self.config.bias_fraction * min(reference.shape[-2:])
-            field = smooth_field(matched, reference, head, sigma)
+            field = smooth_field(matched, reference, head, self.config.bias_fraction)
             matched = match_histogram(torch.where(head, matched / field, matched), reference, head)
         return matched, head
 

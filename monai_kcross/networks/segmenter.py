@@ -24,6 +24,7 @@ from monai.networks.nets import BasicUNet
 
 from ..functional.foreground import enclosed_foreground
 from ..functional.histogram import rank_normalize
+from .checkpoints import SEGMENTER_WEIGHTS
 
 __all__ = [
     "CLASSES",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 CLASSES = ("background", "csf", "gm", "wm", "lesion")
-SEGMENTER_WEIGHTS = Path(__file__).resolve().parents[1] / "bundles" / "kcross_brain_mri" / "models" / "segmenter.pt"
 FEATURES = (16, 24, 48, 96, 192, 16)
 
 

@@ -37,6 +37,7 @@ from ..losses.kcross import (
     inconsistency_loss,
     ranking_loss,
     severity_order_loss,
+    stage1_losses,
     within_group_loss,
 )
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
@@ -61,8 +62,8 @@ def _stage1(
     def losses_of(batch: dict[str, Any], index: slice | None = None) -> dict[str, torch.Tensor]:
         images = batch["images"] if index is None else batch["images"][index]
         lesion = batch["lesion"] if index is None else batch["lesion"][index]
-        return network.stage1_losses(
-            images[:, 1:2].to(device), images[:, 0:1].to(device), lesion[:, None].float().to(device)
+        return stage1_losses(
+            network, images[:, 1:2].to(device), images[:, 0:1].to(device), lesion[:, None].float().to(device)
         )
 
     def step(engine: Engine, _: Any) -> float:
@@ -314,7 +315,7 @@ def train_kcross_randomised(
         init_from: start from a trained K-CROSS (checkpoint, run or bundle folder).
         progress: progress bars.
     """
-    from ..metrics.kcross import load_kcross
+    from ..networks.checkpoints import load_kcross
     from ..networks.segmenter import load_segmenter, segment_probabilities
 
     out = Path(out_dir)

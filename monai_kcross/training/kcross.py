@@ -36,7 +36,7 @@ from monai.handlers import CheckpointLoader, CheckpointSaver, StatsHandler
 from monai.utils import set_determinism
 
 from ..functional.intensity import to_unit_range
-from ..losses.kcross import inconsistency_loss, rating_loss, within_group_loss
+from ..losses.kcross import inconsistency_loss, rating_loss, stage1_losses, within_group_loss
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
 
 __all__ = ["load_split", "simulated_pairs", "spearman", "train_kcross"]
@@ -256,7 +256,7 @@ def train_kcross(
     set_determinism(seed)
     device = torch.device(device)
     if init_from is not None:
-        from ..metrics.kcross import load_kcross
+        from ..networks.checkpoints import load_kcross
 
         trained = load_kcross(init_from)
         config = trained.config
@@ -320,7 +320,7 @@ def _stage1(network, train, val, run: _Run, epochs, batch_size, learning_rate, a
     def step(engine: Engine, index: torch.Tensor) -> float:
         network.train()
         with autocast():
-            losses = network.stage1_losses(*(cases[k][index].to(device) for k in ("source", "reference", "lesion")))
+            losses = stage1_losses(network, *(cases[k][index].to(device) for k in ("source", "reference", "lesion")))
         optimiser.zero_grad()
         losses["total"].backward()
         optimiser.step()
@@ -334,7 +334,7 @@ def _stage1(network, train, val, run: _Run, epochs, batch_size, learning_rate, a
         with torch.no_grad():
             losses = [
                 float(
-                    network.stage1_losses(*(val_cases[k][i].to(device) for k in ("source", "reference", "lesion")))[
+                    stage1_losses(network, *(val_cases[k][i].to(device) for k in ("source", "reference", "lesion")))[
                         "total"
                     ]
                 )
