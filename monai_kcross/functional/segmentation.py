@@ -353,9 +353,9 @@ def _per_class_scores(
     index = torch.as_tensor(indices, device=predicted.device).view(1, -1, *([1] * (predicted.ndim - 1)))
     p, r = predicted[:, None] == index, reference[:, None] == index  # (N, K, *spatial) one-hot of the classes
     overlap = (p & r).flatten(2).sum(2, dtype=torch.float64)
-    sizes = p.flatten(2).sum(2, dtype=torch.float64) + r.flatten(2).sum(2, dtype=torch.float64)
-    dice = torch.where(sizes > 0, 2 * overlap / sizes.clamp_min(1), math.nan)
-    present_p, present_r = p.flatten(2).any(2), r.flatten(2).any(2)
+    size_p, size_r = p.flatten(2).sum(2, dtype=torch.float64), r.flatten(2).sum(2, dtype=torch.float64)
+    present_p, present_r = size_p > 0, size_r > 0
+    dice = torch.where(present_p | present_r, 2 * overlap / (size_p + size_r).clamp_min(1), math.nan)
     if not hd:
         return dice, torch.full_like(dice, math.nan)
     both = present_p & present_r
