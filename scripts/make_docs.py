@@ -53,6 +53,14 @@ evaluator = SupervisedEvaluator(
 )
 ```
 
+Classes named like MONAI's (`MAEMetric`, `MSEMetric`, `RMSEMetric`, `PSNRMetric`, `SSIMMetric`,
+`MultiScaleSSIMMetric`) take MONAI's positional arguments in MONAI's order and with MONAI's meaning --
+`PSNRMetric(1.0)` is MONAI's `PSNRMetric(max_val=1.0)`, `SSIMMetric(3, 1.0)` MONAI's `SSIMMetric(spatial_dims=3,
+data_range=1.0)`, `MAEMetric("mean_batch")` MONAI's reduction -- and give MONAI's values with them (tested);
+the package's own options (`spatial_dims` and `data_range` of the error metrics, `preset`, `covariance`,
+`empty_mask`) are keyword-only. One default differs on purpose: without `data_range` (or `max_val`) the window is
+the reference's own range, not MONAI's fixed 1.0.
+
 How intensities are normalised (`data_range`), how masks are applied and how volumes are scored:
 [intensity-and-masks.md](intensity-and-masks.md). How each implementation was checked: [correctness.md](correctness.md).
 """

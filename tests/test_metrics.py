@@ -175,3 +175,38 @@ def test_float64_scores_keep_their_precision_in_aggregate():
     values = metric(pred, ref)
     assert metric.aggregate().dtype == torch.float64
     assert metric.aggregate().item() == values.mean().item()
+
+
+def test_monai_namesakes_take_monai_arguments_with_monai_meaning():
+    """Classes named like MONAI's accept MONAI's positional arguments and give MONAI's values with them."""
+    import monai.metrics as mm
+
+    torch.manual_seed(0)
+    y = torch.rand(2, 1, 48, 40) * 3.0
+    y_pred = (y + 0.2 * torch.randn_like(y)).clamp_min(0)
+    cases = [
+        (PSNRMetric(3.0), mm.PSNRMetric(3.0)),
+        (PSNRMetric(max_val=3.0, reduction="none"), mm.PSNRMetric(max_val=3.0, reduction="none")),
+        (MAEMetric("mean_batch"), mm.MAEMetric("mean_batch")),
+        (MSEMetric("none"), mm.MSEMetric("none")),
+        (RMSEMetric("sum"), mm.RMSEMetric("sum")),
+        (SSIMMetric(2, 3.0), mm.SSIMMetric(2, 3.0)),
+        (
+            SSIMMetric(2, 3.0, "uniform", 7, 1.5, 0.02, 0.04, "none"),
+            mm.SSIMMetric(2, 3.0, "uniform", 7, 1.5, 0.02, 0.04, "none"),
+        ),
+    ]
+    for ours, theirs in cases:
+        torch.testing.assert_close(ours(y_pred, y).double(), theirs(y_pred, y).double(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours.aggregate().double(), theirs.aggregate().double(), rtol=1e-4, atol=1e-5)
+    volume = torch.rand(1, 1, 40, 40, 40)
+    noisy = volume + 0.1 * torch.randn_like(volume)
+    ours = MultiScaleSSIMMetric(3, 1.0, "gaussian", 5, 1.5, 0.01, 0.03, (0.5, 0.5), "none")
+    theirs = mm.MultiScaleSSIMMetric(3, 1.0, "gaussian", 5, 1.5, 0.01, 0.03, (0.5, 0.5), "none")
+    torch.testing.assert_close(ours(noisy, volume).double(), theirs(noisy, volume).double(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"max_val .* or data_range"):
+        PSNRMetric(1.0, data_range="reference")
+    with pytest.raises(TypeError, match="max_val must be a number"):
+        PSNRMetric("reference")
+    with pytest.raises(TypeError):
+        MAEMetric(spatial_dims=2, window=3)  # unknown keywords are rejected

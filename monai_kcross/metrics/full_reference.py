@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from monai.utils import MetricReduction
@@ -55,20 +55,29 @@ __all__ = [
 ]
 
 Reduction = MetricReduction | str
+EmptyMask = Literal["raise", "nan"]
+KernelType = Literal["gaussian", "uniform"]
+SSIMPreset = Literal["wang", "skimage"]
+Covariance = Literal["population", "sample"]
 
 
 class _ErrorMetric(FullReferenceMetric):
-    """Shared constructor of the point-wise error metrics (MAE, MSE, RMSE)."""
+    """Shared constructor of the point-wise error metrics (MAE, MSE, RMSE).
+
+    The positional arguments are MONAI's (``MAEMetric(reduction, get_not_nans)``, same meaning); the package's
+    own options are keyword-only. ``data_range=None`` (the default) compares raw intensities, as MONAI does.
+    """
 
     error_function: Callable[..., torch.Tensor]
 
     def __init__(
         self,
-        spatial_dims: int | None = None,
-        data_range: DataRange | None = None,
-        empty_mask: str = "raise",
         reduction: Reduction = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        *,
+        spatial_dims: int | None = None,
+        data_range: DataRange | None = None,
+        empty_mask: EmptyMask = "raise",
     ) -> None:
         super().__init__(
             type(self).error_function,
@@ -99,43 +108,65 @@ class RMSEMetric(_ErrorMetric):
 
 
 class PSNRMetric(FullReferenceMetric):
-    """Peak signal-to-noise ratio in dB (higher is better); see :func:`monai_kcross.functional.psnr`."""
+    """Peak signal-to-noise ratio in dB (higher is better); see :func:`monai_kcross.functional.psnr`.
+
+    Args:
+        max_val: MONAI's argument, with MONAI's meaning: the peak ``L`` of ``10 log10(L^2 / MSE)`` for raw
+            intensities (the same as ``data_range=max_val``). Give ``max_val`` or ``data_range``, not both.
+        reduction, get_not_nans: as MONAI's.
+        spatial_dims: 2 or 3 (inferred when ``None``).
+        data_range: the package's intensity policy (default ``"reference"``: ``L = max(y) - min(y)`` per image,
+            see :mod:`monai_kcross.functional.intensity`).
+        empty_mask: ``"raise"`` or ``"nan"`` for images whose mask is empty.
+    """
 
     def __init__(
         self,
-        spatial_dims: int | None = None,
-        data_range: DataRange = "reference",
-        empty_mask: str = "raise",
+        max_val: float | None = None,
         reduction: Reduction = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        *,
+        spatial_dims: int | None = None,
+        data_range: DataRange | None = None,
+        empty_mask: EmptyMask = "raise",
     ) -> None:
+        if max_val is not None and data_range is not None:
+            raise ValueError(f"PSNRMetric: give max_val ({max_val!r}) or data_range ({data_range!r}), not both.")
+        if max_val is not None and (isinstance(max_val, bool) or not isinstance(max_val, (int, float))):
+            raise TypeError(f"PSNRMetric: max_val must be a number (the peak intensity), got {max_val!r}.")
+        data_range = max_val if max_val is not None else "reference" if data_range is None else data_range
         super().__init__(
             F.psnr, reduction, get_not_nans, spatial_dims=spatial_dims, data_range=data_range, empty_mask=empty_mask
         )
 
 
-class _SSIMFamilyMetric(FullReferenceMetric):
-    """Shared constructor of SSIM and MS-SSIM (window options of :func:`monai_kcross.functional.ssim`)."""
+class SSIMMetric(FullReferenceMetric):
+    """Structural similarity (higher is better); see :func:`monai_kcross.functional.ssim`.
+
+    The positional arguments are MONAI's, in MONAI's order and with its meaning (``data_range=1.0`` is MONAI's
+    ``data_range=1.0``); ``None`` window options take the ``preset``'s values. The default ``data_range`` is
+    the package's ``"reference"`` policy instead of MONAI's fixed ``1.0`` (see
+    :mod:`monai_kcross.functional.intensity`).
+    """
 
     def __init__(
         self,
-        function: Callable[..., torch.Tensor],
-        spatial_dims: int | None,
-        data_range: DataRange,
-        preset: str,
-        kernel_type: str | None,
-        win_size: int | Sequence[int] | None,
-        kernel_sigma: float | Sequence[float] | None,
-        k1: float | None,
-        k2: float | None,
-        covariance: str | None,
-        empty_mask: str,
-        reduction: Reduction,
-        get_not_nans: bool,
-        **extra: Any,
+        spatial_dims: int | None = None,
+        data_range: DataRange = "reference",
+        kernel_type: KernelType | None = None,
+        win_size: int | Sequence[int] | None = None,
+        kernel_sigma: float | Sequence[float] | None = None,
+        k1: float | None = None,
+        k2: float | None = None,
+        reduction: Reduction = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        *,
+        preset: SSIMPreset = "wang",
+        covariance: Covariance | None = None,
+        empty_mask: EmptyMask = "raise",
     ) -> None:
         super().__init__(
-            function,
+            F.ssim,
             reduction,
             get_not_nans,
             spatial_dims=spatial_dims,
@@ -148,78 +179,47 @@ class _SSIMFamilyMetric(FullReferenceMetric):
             k2=k2,
             covariance=covariance,
             empty_mask=empty_mask,
-            **extra,
         )
 
 
-class SSIMMetric(_SSIMFamilyMetric):
-    """Structural similarity (higher is better); see :func:`monai_kcross.functional.ssim`."""
+class MultiScaleSSIMMetric(FullReferenceMetric):
+    """Multi-scale structural similarity (higher is better); see :func:`monai_kcross.functional.ms_ssim`.
+
+    Positional arguments as MONAI's ``MultiScaleSSIMMetric`` (``kernel_size`` is the window size, MONAI's name
+    for it here); ``None`` window options take the ``preset``'s values; default ``data_range`` ``"reference"``.
+    """
 
     def __init__(
         self,
         spatial_dims: int | None = None,
         data_range: DataRange = "reference",
-        preset: str = "wang",
-        kernel_type: str | None = None,
-        win_size: int | Sequence[int] | None = None,
+        kernel_type: KernelType | None = None,
+        kernel_size: int | Sequence[int] | None = None,
         kernel_sigma: float | Sequence[float] | None = None,
         k1: float | None = None,
         k2: float | None = None,
-        covariance: str | None = None,
-        empty_mask: str = "raise",
-        reduction: Reduction = MetricReduction.MEAN,
-        get_not_nans: bool = False,
-    ) -> None:
-        super().__init__(
-            F.ssim,
-            spatial_dims,
-            data_range,
-            preset,
-            kernel_type,
-            win_size,
-            kernel_sigma,
-            k1,
-            k2,
-            covariance,
-            empty_mask,
-            reduction,
-            get_not_nans,
-        )
-
-
-class MultiScaleSSIMMetric(_SSIMFamilyMetric):
-    """Multi-scale structural similarity (higher is better); see :func:`monai_kcross.functional.ms_ssim`."""
-
-    def __init__(
-        self,
-        spatial_dims: int | None = None,
-        data_range: DataRange = "reference",
         weights: Sequence[float] = F.MS_SSIM_WEIGHTS,
-        preset: str = "wang",
-        kernel_type: str | None = None,
-        win_size: int | Sequence[int] | None = None,
-        kernel_sigma: float | Sequence[float] | None = None,
-        k1: float | None = None,
-        k2: float | None = None,
-        covariance: str | None = None,
-        empty_mask: str = "raise",
         reduction: Reduction = MetricReduction.MEAN,
         get_not_nans: bool = False,
+        *,
+        preset: SSIMPreset = "wang",
+        covariance: Covariance | None = None,
+        empty_mask: EmptyMask = "raise",
     ) -> None:
         super().__init__(
             F.ms_ssim,
-            spatial_dims,
-            data_range,
-            preset,
-            kernel_type,
-            win_size,
-            kernel_sigma,
-            k1,
-            k2,
-            covariance,
-            empty_mask,
             reduction,
             get_not_nans,
+            spatial_dims=spatial_dims,
+            data_range=data_range,
+            preset=preset,
+            kernel_type=kernel_type,
+            win_size=kernel_size,
+            kernel_sigma=kernel_sigma,
+            k1=k1,
+            k2=k2,
+            covariance=covariance,
+            empty_mask=empty_mask,
             weights=weights,
         )
 
