@@ -40,9 +40,9 @@ from scipy import ndimage, stats
 
 from monai_kcross.data import synthesize_brain
 from monai_kcross.functional import ssim
+from monai_kcross.functional.brisque import _brisque_regress
 from monai_kcross.functional.no_reference import (
     NR_MODEL_DIR,
-    _brisque_regress,
     brisque_features,
     fit_brisque_model,
     fit_niqe_model,

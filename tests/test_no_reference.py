@@ -38,8 +38,8 @@ from monai_kcross.functional import (
     save_brisque_model,
     save_niqe_model,
 )
+from monai_kcross.functional.brisque import _brisque_regress
 from monai_kcross.functional.no_reference import (
-    _brisque_regress,
     aggd_parameters,
     get_brisque_model,
     get_niqe_model,
