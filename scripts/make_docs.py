@@ -327,7 +327,7 @@ def cli_markdown() -> str:
     """The command-line reference page: every subcommand's options, from the argparse parser."""
     parser = build_parser()
     lines = [
-        GENERATED.format(source="monai_kcross/cli.py"),
+        GENERATED.format(source="monai_kcross/cli/"),
         "",
         "# Command line",
         "",
