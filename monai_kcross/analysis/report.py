@@ -161,7 +161,8 @@ def write_report(
         cases: the run's cases (file paths, re-read for the worst-case figures).
         worst: how many worst cases to show.
     """
-    from .scoring import CaseError, load_case, write_atomically
+    from .case_io import CaseError, load_case
+    from .run_folder import write_atomically
 
     out = Path(out)
     metrics = list(summary["metrics"])

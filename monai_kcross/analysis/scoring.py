@@ -1,4 +1,6 @@
-"""Score synthesized images against their references with a panel of metrics.
+"""Score synthesized images against their references with a panel of metrics (the runner; reading a case is
+:mod:`~monai_kcross.analysis.case_io`, the run folder :mod:`~monai_kcross.analysis.run_folder`, the summary
+:mod:`~monai_kcross.analysis.summary`).
 
 The engine behind ``monai-kcross score``: cases are found and paired by :mod:`~monai_kcross.analysis.cases`
 (folders, datalists, and the ``simulate``/``nirps``/BraTS/IXI layouts), read with MONAI's ``LoadImage``,
@@ -26,9 +28,7 @@ Under ``torch.distributed`` (e.g. ``torchrun`` or ``monai-kcross score --nproc N
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -45,7 +45,18 @@ from ..functional.segmentation import as_segmenter
 from ..progress import tqdm
 from ..registry import default_options, get_metric_info
 from .benchmark import BASELINES
+from .case_io import IMAGE_KEYS, CaseError, _first_line, load_case
 from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases
+from .run_folder import (
+    _check_same_policy,
+    _check_same_run,
+    _csv_text,
+    _read_rows,
+    _start,
+    check_output,
+    write_atomically,
+)
+from .summary import IDENTICAL, incomplete, summarise
 
 __all__ = [
     "DEFAULT_PANEL",
@@ -66,72 +77,9 @@ __all__ = [
 ]
 
 DEFAULT_PANEL = (*BASELINES, "kcross")
-IMAGE_KEYS = ("reference", "synthesized", "source", "mask", "lesion")
-SCORES_HEADER = ("case", "metric", "value", "note", "data_range")
+
+
 THIN_VOLUME = 16  # volumes with fewer voxels along an axis are scored slice by slice by default
-IDENTICAL = "synthesized image equals the reference"  # the note of an exact copy
-RUN_FILES = ("summary.json", "report.html", "scores.csv", "run.json")  # removed in this order
-
-
-class CaseError(ValueError):
-    """A case that cannot be scored (unreadable file, geometry mismatch); the message names the case."""
-
-
-def _read(path: str, loader: Any, key: str, case: str) -> Any:
-    try:
-        return loader(path)
-    except Exception as error:  # readers raise many types; the message must name the file
-        reason = _first_line(error)
-        hint = " (MHA/NRRD/DICOM need ITK: pip install itk)" if not path.lower().endswith((".nii", ".nii.gz")) else ""
-        raise CaseError(f"case {case}: cannot read {key} {path}: {reason}{hint}") from error
-
-
-def _spacing(affine: torch.Tensor) -> np.ndarray:
-    matrix = np.asarray(affine, dtype=np.float64)[:-1, :-1]
-    return np.linalg.norm(matrix, axis=0)
-
-
-def load_case(case: Mapping[str, str], tolerance: float = 1e-3) -> dict[str, torch.Tensor]:
-    """Read a case's images (channel first, float32) and check that their geometry matches the reference.
-
-    Returns:
-        ``{key: (C, *spatial) MetaTensor}`` for each image key of the case.
-
-    Raises:
-        CaseError: an unreadable file, or an image whose shape, spacing or affine differs from the reference
-            (``tolerance`` in mm); the message names the case, the image and the difference.
-    """
-    from monai.transforms import LoadImage
-
-    loader = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
-    name = case["case"]
-    images = {key: _read(case[key], loader, key, name) for key in IMAGE_KEYS if key in case}
-    reference = images["reference"]
-    for key, image in images.items():
-        if key == "reference":
-            continue
-        if tuple(image.shape[1:]) != tuple(reference.shape[1:]):
-            raise CaseError(
-                f"case {name}: {key} shape {tuple(image.shape[1:])} differs from the reference's "
-                f"{tuple(reference.shape[1:])}."
-            )
-        if key in ("synthesized", "source") and image.shape[0] != reference.shape[0]:
-            raise CaseError(f"case {name}: {key} has {image.shape[0]} channels, the reference {reference.shape[0]}.")
-        mine, theirs = _spacing(image.affine), _spacing(reference.affine)
-        if not np.allclose(mine, theirs, atol=tolerance):
-            raise CaseError(
-                f"case {name}: {key} voxel spacing {np.round(mine, 4).tolist()} differs from the reference's "
-                f"{np.round(theirs, 4).tolist()}."
-            )
-        offset = float(np.abs(np.asarray(image.affine) - np.asarray(reference.affine)).max())
-        if offset > tolerance:
-            raise CaseError(
-                f"case {name}: {key} affine (orientation/origin) differs from the reference's by up to {offset:.4g} mm."
-            )
-    for key, image in images.items():
-        if not torch.isfinite(image).all():
-            raise CaseError(f"case {name}: {key} {case[key]} contains NaN or Inf.")
-    return images
 
 
 def _slices(image: torch.Tensor) -> torch.Tensor:
@@ -272,11 +220,6 @@ def _metric_values(
     return get_metric_info(name).function(batch["synthesized"], batch["reference"], mask=mask, **options)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 @dataclass
 class ScoreRun:
     """What :func:`score_cases` did: rows written, cases scored now / resumed, failures and skipped metrics."""
@@ -290,41 +233,6 @@ class ScoreRun:
     skipped_metrics: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     unpaired: dict[str, list[str]] = field(default_factory=dict)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path`` (never a torn file)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(SCORES_HEADER)
-    writer.writerows(
-        (r["case"], r["metric"], repr(float(r["value"])), r.get("note", ""), r.get("data_range", "")) for r in rows
-    )
-    return buffer.getvalue()
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                value = float(row["value"])
-                note = row.get("note") or ""
-                policy = row.get("data_range") or "reference"  # tables written before the column: the default
-                rows.append(
-                    {"case": row["case"], "metric": row["metric"], "value": value, "note": note, "data_range": policy}
-                )
-            except (KeyError, TypeError, ValueError):
-                continue  # a torn line of an interrupted write
-    return rows
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -362,30 +270,6 @@ def _probe(
         except Exception:  # any other problem shows up, with its reason, when the cases are scored
             kept.append(name)
     return kept, skipped
-
-
-def check_output(out: str | Path, resume: bool = False, overwrite: bool = False) -> bool:
-    """Check that ``out`` can take a scoring run; return whether it holds one (scores, summary, run.json, parts).
-
-    Raises:
-        ValueError: ``out`` (or a folder above it) is a file.
-        FileExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` is set.
-    """
-    out = Path(out)
-    for folder in (out, *out.parents):
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(
-                f"--out {out}: {folder} is a file; give a folder (created if missing) for scores.csv, summary.json "
-                "and report.html."
-            )
-    existing = out.is_dir() and (
-        any((out / name).exists() for name in RUN_FILES) or any((out / "parts").glob("rank*.csv"))
-    )
-    if existing and not (resume or overwrite):
-        raise FileExistsError(
-            f"{out} holds a scoring run: continue it with --resume (resume=True) or start again with --overwrite."
-        )
-    return existing
 
 
 def _load_network(network: Any, device: torch.device) -> torch.nn.Module:
@@ -458,64 +342,6 @@ def _segmenter_record(segmenter: Any) -> dict[str, Any]:
 def _policy_name(data_range: DataRange, cases: Sequence[Mapping[str, str]]) -> str:
     """The canonical name of the run's intensity policy (``@mask``: statistics inside the cases' masks)."""
     return intensity_policy_name(data_range, masked=any("mask" in case for case in cases))
-
-
-_RECORD_ONLY = ("network_source", "monai_kcross", "metrics")
-_OLD_REFERENCE = "reference ("  # run.json of earlier versions: "reference (each volume's range; ...)"
-
-
-def _check_same_run(out: Path, settings: Mapping[str, Any]) -> None:
-    """Refuse to resume a run recorded with other options (``run.json``), naming each difference."""
-    path = out / "run.json"
-    if not path.is_file():
-        return  # a run of an earlier version, or interrupted before its first file
-    try:
-        before = json.loads(path.read_text())
-    except ValueError as error:
-        raise ValueError(f"{path} is unreadable ({error}); start again with --overwrite.") from error
-    differences = []
-    for key, now in settings.items():
-        if key in _RECORD_ONLY or (key in ("network", "segmenter") and (now is None or before.get(key) is None)):
-            continue
-        if key == "inputs":
-            old_inputs = before.get(key) or {}
-            if not (old_inputs and now):  # a list of cases without a record of how it was found
-                continue
-            pairs = [(f"--{k.replace('_', '-')}", old_inputs.get(k), now.get(k)) for k in {**old_inputs, **now}]
-        elif key == "segmenter":
-            pairs = [("--segmenter", _describe_segmenter(before.get(key)), _describe_segmenter(now))]
-        elif key == "data_range":
-            old = before.get(key) or "reference"
-            pairs = [("--data-range", "reference" if old.startswith(_OLD_REFERENCE) else old, now)]
-        else:
-            pairs = [(key if key == "images" else f"--{key.replace('_', '-')}", before.get(key), now)]
-        differences += [f"{name} (was {old}, now {new})" for name, old, new in pairs if old != new]
-    if differences:
-        raise ValueError(
-            f"cannot resume the run in {out}: its options differ ({'; '.join(differences)}). Resume with the same "
-            "options, or start again with --overwrite or another --out."
-        )
-
-
-def _describe_segmenter(record: Mapping[str, Any]) -> str:
-    where = record.get("path") or record.get("object") or "the package's segmenter"
-    return f"{where} {record['digest']}" if record.get("digest") else str(where)
-
-
-def _start(out: Path, settings: Mapping[str, Any], keep: bool) -> None:
-    """Prepare ``out``: remove the summary and report first (they would no longer describe ``scores.csv``), and
-    unless ``keep`` (resume) the previous scores, record and part files; then write ``run.json``."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES[: 2 if keep else None]:
-            (out / name).unlink(missing_ok=True)
-        if not keep:
-            for stale in (out / "parts").glob("rank*.csv"):
-                stale.unlink()
-        write_atomically(out / "run.json", json.dumps(settings, indent=1) + "\n")
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise ValueError(f"cannot write to --out {out}: {reason}; choose a writable folder.") from error
 
 
 def _plain(image: Any) -> torch.Tensor:
@@ -675,18 +501,6 @@ def score_cases(
     return run
 
 
-def _check_same_policy(out: Path, previous: Sequence[Mapping[str, Any]], policy: str) -> None:
-    """Refuse to resume a table whose baseline rows were scored with another intensity policy (also without a
-    ``run.json``, e.g. a table copied from elsewhere)."""
-    bare = policy.removesuffix("@mask")  # whether a case has a mask is compared with the inputs
-    other = sorted({row["data_range"] for row in previous if row["metric"] != "kcross"} - {bare, bare + "@mask"})
-    if other:
-        raise ValueError(
-            f"cannot resume the run in {out}: its scores.csv holds scores with --data-range {', '.join(other)}, "
-            f"now {policy}. Resume with the same --data-range, or start again with --overwrite or another --out."
-        )
-
-
 def _panel(cases, metrics, spatial_dims, device, network) -> tuple[list[str], dict[str, str]]:
     generator = torch.Generator().manual_seed(0)  # a synthetic image: a blank or tiny first case must not decide
     reference = torch.rand(1, 64, 64, generator=generator)
@@ -697,77 +511,3 @@ def _ordered(rows: Sequence[Mapping[str, Any]], names: Sequence[str], metrics: S
     case_order = {name: i for i, name in enumerate(names)}
     metric_order = {name: i for i, name in enumerate(metrics)}
     return sorted(rows, key=lambda r: (case_order.get(r["case"], len(case_order)), metric_order[r["metric"]]))
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-def summarise(
-    rows: Sequence[Mapping[str, Any]],
-    metrics: Sequence[str],
-    failed: Mapping[str, str] | None = None,
-    skipped: Mapping[str, str] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    unpaired: Mapping[str, Sequence[str]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Per-metric mean, std, median and a percentile-bootstrap 95 % interval of the mean over cases.
-
-    Non-finite values (e.g. PSNR of identical images) are counted in ``n_infinite`` and ``n_nan`` and left out
-    of the statistics; JSON gets ``null`` where a statistic is undefined. Also: ``failed`` cases,
-    ``not_scored`` (``{case: {metric: reason}}`` of the NaN values, reasons from the rows' ``note``),
-    ``unpaired`` files, ``identical`` cases (exact copies of the reference) and ``skipped_metrics``.
-    """
-    from .. import __version__
-
-    rng = np.random.default_rng(seed)
-    summary: dict[str, Any] = {"monai_kcross": __version__, "metrics": {}, **extra}
-    for name in metrics:
-        values = np.asarray([r["value"] for r in rows if r["metric"] == name], dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        entry: dict[str, Any] = {
-            "n": int(finite.size),
-            "n_infinite": int(np.isinf(values).sum()),
-            "n_nan": int(np.isnan(values).sum()),
-        }
-        if name == "kcross":
-            entry["direction"] = "higher is better"
-        else:
-            entry["direction"] = get_metric_info(name).direction
-        if finite.size:
-            means = rng.choice(finite, size=(n_boot, finite.size)).mean(1)
-            low, high = np.percentile(means, [2.5, 97.5])
-            entry |= {
-                "mean": _finite_or_none(finite.mean()),
-                "std": _finite_or_none(finite.std(ddof=1)) if finite.size > 1 else None,
-                "median": _finite_or_none(np.median(finite)),
-                "ci95": [_finite_or_none(low), _finite_or_none(high)],
-            }
-        summary["metrics"][name] = entry
-    not_scored: dict[str, dict[str, str]] = {}
-    identical: list[str] = []
-    for row in rows:
-        notes = [text for text in str(row.get("note", "")).split("; ") if text]
-        if IDENTICAL in notes and row["case"] not in identical:
-            identical.append(row["case"])
-        if np.isnan(row["value"]):
-            reason = "; ".join(text for text in notes if text != IDENTICAL) or "NaN (no reason recorded)"
-            not_scored.setdefault(row["case"], {})[row["metric"]] = reason
-    summary["n_cases"] = len({r["case"] for r in rows})
-    summary["failed"] = dict(failed or {})
-    summary["not_scored"] = not_scored
-    summary["unpaired"] = {
-        "reference": list((unpaired or {}).get("reference", [])),
-        "synthesized": list((unpaired or {}).get("synthesized", [])),
-    }
-    summary["identical"] = identical
-    summary["skipped_metrics"] = dict(skipped or {})
-    return summary
-
-
-def incomplete(summary: Mapping[str, Any]) -> bool:
-    """Whether a run left something unscored: failed cases, NaN values, or unpaired files (exit code 3)."""
-    unpaired = summary.get("unpaired") or {}
-    return bool(summary.get("failed") or summary.get("not_scored") or any(unpaired.values()))

@@ -128,7 +128,8 @@ def _score_worker(local_rank: int, args: argparse.Namespace) -> int:
     """Score under ``torch.distributed`` (one call per process; ``local_rank`` is given by ignite)."""
     import torch
 
-    from ..analysis.scoring import incomplete, score_cases
+    from ..analysis.scoring import score_cases
+    from ..analysis.summary import incomplete
 
     run = score_cases(
         _find_score_cases(args),
@@ -187,7 +188,9 @@ def run_score(args: argparse.Namespace) -> int:
     """The ``score`` sub-command: in this process, under ``torchrun``, or spawning ``--nproc`` processes."""
     import torch
 
-    from ..analysis.scoring import _first_line, check_metrics, check_output
+    from ..analysis.case_io import _first_line
+    from ..analysis.run_folder import check_output
+    from ..analysis.scoring import check_metrics
 
     args.metrics = check_metrics(args.metrics)  # before reading any folder
     if args.nproc < 1:
@@ -229,7 +232,7 @@ def _spawned_score(local_rank: int, args: argparse.Namespace) -> None:
 
 
 def _exit_code(out: str) -> int:
-    from ..analysis.scoring import incomplete
+    from ..analysis.summary import incomplete
 
     summary = Path(out) / "summary.json"
     if not summary.is_file():
