@@ -19,8 +19,8 @@ from monai_kcross.analysis.scoring import IDENTICAL, find_cases, score_cases
 from monai_kcross.cli import main
 from monai_kcross.functional import psnr, ssim
 from monai_kcross.functional.intensity import IntensityPolicy, parse_data_range
+from monai_kcross.functional.model_cache import clear_model_cache
 from monai_kcross.perceptual.backbones import build_backbone
-from monai_kcross.perceptual.functional import _cached
 from monai_kcross.perceptual.weights import WeightFileError, load_weight_file, random_state_dict, save_weight_file
 
 from .test_score import _folders, _rows, _save, _volume, interrupt_scoring
@@ -46,9 +46,9 @@ def random_vgg(tmp_path_factory, monkeypatch):
     save_weight_file(random_state_dict(build_backbone("vgg"), seed=0), folder / "vgg16_imagenet.safetensors")
     monkeypatch.setenv("MONAI_KCROSS_CACHE", str(tmp_path_factory.mktemp("empty_cache")))
     monkeypatch.setenv("MONAI_KCROSS_WEIGHTS", str(folder))
-    _cached.cache_clear()  # networks are cached per process, whatever file they came from
+    clear_model_cache()  # networks are cached per process, whatever file they came from
     yield folder
-    _cached.cache_clear()
+    clear_model_cache()
 
 
 # ---------------------------------------------------------------------------------------------- 1. resume
@@ -67,7 +67,7 @@ def test_resume_keeps_every_row_and_refuses_other_options(tmp_path, capsys, rand
     assert json.loads((out / "summary.json").read_text())["metrics"]["lpips"]["n"] == 3
     # the VGG weights are gone now: lpips is skipped, its earlier rows stay
     monkeypatch.setenv("MONAI_KCROSS_WEIGHTS", str(tmp_path / "nowhere"))
-    _cached.cache_clear()  # a new process would not have the network
+    clear_model_cache()  # a new process would not have the network
     capsys.readouterr()
     assert main(_score_args(folders, out, "--mask", str(folders["mask"]), "--resume", "--metrics", "lpips")) == 0
     assert (out / "scores.csv").read_text() == first and "metric lpips skipped" in capsys.readouterr().err
@@ -179,7 +179,7 @@ def test_an_unreadable_weight_file_skips_its_metrics_with_the_reason(tmp_path, c
     (weights / "vgg16_imagenet.safetensors").write_bytes(b"not a safetensors file")
     monkeypatch.setenv("MONAI_KCROSS_WEIGHTS", str(weights))
     monkeypatch.setenv("MONAI_KCROSS_CACHE", str(tmp_path / "empty_cache"))
-    _cached.cache_clear()
+    clear_model_cache()
     with pytest.raises(WeightFileError, match=r"vgg16_imagenet\.safetensors cannot be read"):
         load_weight_file(weights / "vgg16_imagenet.safetensors")
     folders = _folders(tmp_path, 2)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from .intensity import DataRange, to_unit_range
 from .masking import prepare_mask
+from .model_cache import cached_model, file_version
 from .planar import to_slices
 from .validation import check_image_pair, compute_dtype
 
@@ -228,15 +229,13 @@ def as_segmenter(segmenter: SegmenterLike = None, spatial_dims: int = 2) -> Segm
     if isinstance(segmenter, Segmenter):
         return segmenter
     if segmenter is None:
-        return _CACHE.setdefault("default", _package_segmenter())
+        return cached_model("downstream segmenter", _package_segmenter)
     if isinstance(segmenter, (str, Path)):
         path = Path(segmenter).resolve()
         if not path.exists():
             raise FileNotFoundError(f"segmenter {path} not found (a checkpoint file or a MONAI bundle folder).")
-        key = f"{path}:{path.stat().st_mtime_ns}:{spatial_dims}"  # loaded once per file version
-        if key not in _CACHE:
-            _CACHE[key] = _load_segmenter_path(path, spatial_dims)
-        return _CACHE[key]
+        key = ("downstream segmenter", file_version(path), spatial_dims)  # loaded once per file version
+        return cached_model(key, lambda: _load_segmenter_path(path, spatial_dims))
     if callable(segmenter):
         return Segmenter(segmenter, spatial_dims)
     raise ValueError(f"segmenter must be None, a path, a network or a callable, got {type(segmenter).__name__}.")
@@ -257,9 +256,6 @@ def _load_segmenter_path(path: Path, spatial_dims: int) -> Segmenter:
             f"segmenter {path} is neither TorchScript nor a checkpoint of the package's segmenter ({error}); "
             "pass a MONAI bundle folder or a loaded network instead."
         ) from None
-
-
-_CACHE: dict[str, Segmenter] = {}
 
 
 def _fingerprint(x: torch.Tensor | None) -> tuple:

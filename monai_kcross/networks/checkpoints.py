@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
+from ..functional.model_cache import cached_model, file_version
 from .kcross import KCross, KCrossConfig
 
 __all__ = ["KCROSS_BUNDLE", "SEGMENTER_WEIGHTS", "load_kcross"]
 
 KCROSS_BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "kcross_brain_mri"
 SEGMENTER_WEIGHTS = KCROSS_BUNDLE / "models" / "segmenter.pt"
-_CACHE: dict[tuple[str, str], KCross] = {}
 
 
 def load_kcross(path: str | Path | None = None, device: str | torch.device = "cpu") -> KCross:
@@ -37,11 +37,12 @@ def load_kcross(path: str | Path | None = None, device: str | torch.device = "cp
         raise FileNotFoundError(
             f"K-CROSS weights {path} not found; train them with `monai-kcross kcross train` or pass network=..."
         )
-    stat = path.stat()  # a file rewritten in place (retraining, export) is loaded again
-    key = (str(path), str(device), stat.st_mtime_ns, stat.st_size)
-    if key not in _CACHE:
+
+    def build() -> KCross:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         network = KCross(KCrossConfig.from_dict(checkpoint["config"]))
         network.load_state_dict(checkpoint["state_dict"])
-        _CACHE[key] = network.to(device).eval()
-    return _CACHE[key]
+        return network.to(device).eval()
+
+    # a file rewritten in place (retraining, export) is loaded again
+    return cached_model(("kcross", file_version(path), str(device)), build)

@@ -24,6 +24,7 @@ from monai.networks.nets import BasicUNet
 
 from ..functional.foreground import enclosed_foreground
 from ..functional.histogram import rank_normalize
+from ..functional.model_cache import cached_model, file_version
 from .checkpoints import SEGMENTER_WEIGHTS
 
 __all__ = [
@@ -128,13 +129,8 @@ def segment(
     return segment_probabilities(image, foreground, network, batch_size).argmax(1)
 
 
-_CACHE: dict[str, torch.nn.Module] = {}
-
-
 def _default_segmenter(device: str) -> torch.nn.Module:
-    if device not in _CACHE:
-        _CACHE[device] = load_segmenter(device=device)
-    return _CACHE[device]
+    return cached_model(("segmenter", file_version(SEGMENTER_WEIGHTS), device), lambda: load_segmenter(device=device))
 
 
 def targets_from_simulation(label: torch.Tensor, tissues: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:

@@ -15,13 +15,13 @@ Networks are built once per configuration and device and cached.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from ..functional.intensity import DataRange
+from ..functional.model_cache import cached_model
 from ..functional.planar import planar_metric
 from .networks import DISTS, LPIPS, WaDIQaMFR
 
@@ -30,16 +30,13 @@ __all__ = ["deepiqa", "dists", "get_network", "lpips"]
 _MIN_SIZE = 32
 
 
-@functools.lru_cache(maxsize=8)
-def _cached(kind: str, options: tuple, device: str) -> torch.nn.Module:
-    builders = {"lpips": LPIPS, "dists": DISTS, "deepiqa": WaDIQaMFR}
-    return builders[kind](**dict(options)).to(device)
+_BUILDERS = {"lpips": LPIPS, "dists": DISTS, "deepiqa": WaDIQaMFR}
 
 
 def get_network(kind: str, device: str | torch.device = "cpu", **options: str | Path | None) -> torch.nn.Module:
     """The (cached) network of ``kind`` (``"lpips"``, ``"dists"``, ``"deepiqa"``) built with ``options``."""
     frozen = tuple(sorted((k, str(v) if isinstance(v, Path) else v) for k, v in options.items()))
-    return _cached(kind, frozen, str(device))
+    return cached_model((kind, frozen, str(device)), lambda: _BUILDERS[kind](**dict(frozen)).to(device))
 
 
 def _scorer(
