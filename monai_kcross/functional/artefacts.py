@@ -51,7 +51,7 @@ import torch
 from .edges import canny, derivative
 from .filtering import correlate_axis
 from .intensity import DataRange, intensity_window
-from .masking import prepare_mask
+from .masking import prepare_mask, weighted_mean
 from .planar import to_slices
 from .validation import check_image_pair, compute_dtype
 
@@ -134,14 +134,6 @@ def _pooled(
 def _positive(x: torch.Tensor) -> torch.Tensor:
     """``x`` clamped to the smallest normal number of its dtype (a safe divisor where ``x > 0`` is selected)."""
     return x.clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None, axes: tuple[int, ...]) -> torch.Tensor:
-    if weights is None:
-        return values.mean(dim=axes)
-    weights = weights.expand_as(values)
-    total = weights.sum(dim=axes)
-    return torch.where(total > 0, (values * weights).sum(dim=axes) / _positive(total), math.nan)
 
 
 def _spatial_axes(x: torch.Tensor) -> tuple[int, ...]:
@@ -353,8 +345,8 @@ def laplacian_variance(
     _check_min_size(x, 2, name)
     axes = _spatial_axes(x)
     laplacian = sum(correlate_axis(x, axis, (1.0, -2.0, 1.0)) for axis in axes)
-    mean = _weighted_mean(laplacian, weights, axes)
-    return _weighted_mean((laplacian - mean.view(*mean.shape, *[1] * len(axes))) ** 2, weights, axes)
+    mean = weighted_mean(laplacian, weights, empty_mask="nan")
+    return weighted_mean((laplacian - mean.view(*mean.shape, *[1] * len(axes))) ** 2, weights, empty_mask="nan")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -527,4 +519,4 @@ def total_variation(
     else:
         squared = sum(d * d for d in differences)
         per_voxel = torch.where(squared > 0, squared.clamp_min(torch.finfo(x.dtype).tiny).sqrt(), 0.0)
-    return _weighted_mean(per_voxel, None if weights is None else weights[inner], axes)
+    return weighted_mean(per_voxel, None if weights is None else weights[inner], empty_mask="nan")

@@ -133,16 +133,16 @@ def finalize_weighted(
     back-propagate NaN even where the caller discards the value).
     """
     empty = denominator <= 0
-    if bool(empty.any()):
-        if empty_mask == "raise":
+    if empty_mask == "raise":
+        if bool(empty.any()):  # the only host synchronisation, and only where an empty region is an error
             where = empty.nonzero().tolist()
             raise ValueError(
                 f"{name}: the mask has no voxel inside {region} for (batch, channel) {where}; "
                 "use a larger region, a smaller window, or empty_mask='nan'."
             )
-        ratio = numerator / denominator.masked_fill(empty, 1.0)
-        return ratio.masked_fill(empty, float("nan"))
-    return numerator / denominator
+        return numerator / denominator
+    ratio = numerator / denominator.masked_fill(empty, 1.0)
+    return ratio.masked_fill(empty, float("nan"))
 
 
 def weighted_mean(
@@ -152,13 +152,21 @@ def weighted_mean(
     region: str = "the image",
     empty_mask: str = "raise",
 ) -> torch.Tensor:
-    """Mean of ``values`` ``(B, C, *spatial)`` (real or complex) over space, weighted by ``weights``; returns
-    ``(B, C)``."""
-    flat = values.reshape(*values.shape[:2], -1)
+    """Mean of ``values`` ``(B, C, *spatial)`` (real or complex) over space, weighted by ``weights`` (the same
+    shape, or 1 along the batch or channel axis; ``None``: plain mean); returns ``(B, C)``.
+
+    The package's one weighted mean (metrics, K-CROSS descriptors, DISTS statistics, artefact scores). A region
+    whose weights sum to 0 raises a ``ValueError`` naming ``name`` and ``region`` (``empty_mask="raise"``) or gives
+    a constant NaN (``"nan"``) that passes no NaN into the gradient of the other entries.
+    """
+    dims = tuple(range(2, values.ndim))
     if weights is None:
-        return flat.mean(-1)
-    w = weights.to(values.real.dtype).expand(values.shape).reshape(flat.shape)
-    return finalize_weighted((flat * w).sum(-1), w.sum(-1), name, region, empty_mask)
+        return values.mean(dims)
+    if weights.ndim != values.ndim or any(w not in (1, v) for w, v in zip(weights.shape, values.shape)):
+        raise ValueError(f"{name}: weights of shape {tuple(weights.shape)} do not fit values {tuple(values.shape)}.")
+    w = weights.to(values.real.dtype)
+    numerator = (values * w).sum(dims)
+    return finalize_weighted(numerator, w.sum(dims).expand(numerator.shape), name, region, empty_mask)
 
 
 def weighted_std(

@@ -59,6 +59,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from ..functional.foreground import enclosed_foreground
 from ..functional.fourier import to_kspace
 from ..functional.histogram import match_histogram
+from ..functional.masking import weighted_mean
 from .complex import (
     ComplexBatchNorm,
     ComplexConv,
@@ -344,10 +345,9 @@ class _ComplexHead(nn.Module):
 
 # ------------------------------------------------------------------------------------------ deviations
 def _masked_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Mean of ``(B, C, h, w)`` over space, weighted by ``(B, 1, h, w)`` (plain mean when ``None``)."""
-    if weights is None:
-        return x.mean((2, 3))
-    return (x * weights).sum((2, 3)) / weights.sum((2, 3)).clamp_min(1e-12)
+    """:func:`~monai_kcross.functional.masking.weighted_mean` of ``(B, C, h, w)`` by ``(B, 1, h, w)`` weights,
+    0 where the weights are all zero (a deviation over an empty region is no deviation)."""
+    return weighted_mean(x, weights, empty_mask="nan").nan_to_num(0.0)
 
 
 def _variance_ratio(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

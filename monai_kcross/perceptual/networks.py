@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..functional.masking import weighted_mean
 from ..functional.safe_math import safe_sqrt
 from .backbones import BACKBONES, build_backbone, vgg16_features
 from .weights import features_state_dict, find_weights, load_weight_file, lpips_heads, random_state_dict
@@ -23,16 +24,11 @@ __all__ = ["DISTS", "LPIPS", "WaDIQaMFR", "load_backbone_weights"]
 
 
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the spatial axes of ``(B, C, h, w)``, weighted by ``weights`` resized to ``(h, w)`` by area.
-
-    Images whose weights are all zero get a constant NaN (no ``0 / 0`` that would put NaN into the gradient).
-    """
-    if weights is None:
-        return values.mean(dim=(2, 3))
-    w = F.interpolate(weights, size=values.shape[2:], mode="area") if weights.shape[2:] != values.shape[2:] else weights
-    total = w.sum(dim=(2, 3))
-    empty = total <= 0
-    return ((values * w).sum(dim=(2, 3)) / total.masked_fill(empty, 1.0)).masked_fill(empty, float("nan"))
+    """:func:`~monai_kcross.functional.masking.weighted_mean` of ``(B, C, h, w)`` with ``weights`` resized to
+    ``(h, w)`` by area; images whose weights are all zero get a constant NaN."""
+    if weights is not None and weights.shape[2:] != values.shape[2:]:
+        weights = F.interpolate(weights, size=values.shape[2:], mode="area")
+    return weighted_mean(values, weights, empty_mask="nan")
 
 
 def unit_normalise(features: torch.Tensor) -> torch.Tensor:
