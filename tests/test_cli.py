@@ -105,3 +105,26 @@ def test_command_line_starts_without_torch():
 
     assert callable(agreement) and callable(monai_kcross.functional.ssim)
     assert monai_kcross.get_metric_info("ssim").function is monai_kcross.functional.ssim
+
+
+def test_every_sub_command_dispatches_to_its_runner():
+    """Options of a sub-command never shadow its runner (``kcross export --run`` is an option named ``run``)."""
+    parser = build_parser()
+    argvs = [
+        ["demo"],
+        ["score", "--reference", "r", "--out", "o"],
+        ["agreement", "--scores", "s.csv"],
+        ["bundle", "info"],
+        ["metrics"],
+        ["simulate", "--out", "o"],
+        ["nirps", "--out", "o"],
+        ["weights", "list"],
+        ["kcross", "train", "--datalist", "d", "--out", "o"],
+        ["kcross", "export", "--run", "some_run"],
+        ["kcross", "benchmark", "--datalist", "d"],
+        ["sensitivity"],
+    ]
+    for argv in argvs:
+        args = parser.parse_args(argv)
+        assert callable(args.run_command), argv
+        assert args.run_command.__module__ == f"monai_kcross.cli.{argv[0]}", argv

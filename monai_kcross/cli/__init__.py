@@ -41,7 +41,7 @@ SUBCOMMANDS = (demo, score, agreement, bundle, metrics, simulate, nirps, weights
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``monai-kcross`` parser: every sub-command, each with ``run`` set to the function that runs it."""
+    """The ``monai-kcross`` parser: every sub-command, each with ``run_command`` set to the function that runs it."""
     parser = argparse.ArgumentParser(
         prog="monai-kcross",
         description="Image-quality assessment for synthesized MRI.",
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = device_problem(getattr(args, "device", "cpu"))
         if problem:
             raise ValueError(problem)
-        return args.run(args)
+        return args.run_command(args)
     except BrokenPipeError:  # output piped into `head` and closed early (before OSError, its base class)
         sys.stdout = open(os.devnull, "w")  # silence the flush at interpreter exit
         return 0

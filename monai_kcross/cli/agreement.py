@@ -28,7 +28,7 @@ def add_parser(commands: Any) -> None:
     )
     agree.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     agree.add_argument("--out", help="JSON file for the full results")
-    agree.set_defaults(run=run)
+    agree.set_defaults(run_command=run)
 
 
 def _match_key(name: str) -> str:

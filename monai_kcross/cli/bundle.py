@@ -20,7 +20,7 @@ def add_parser(commands: Any) -> None:
         help="verify: also run MONAI's verify_net_in_out, which evaluates the bundle's config expressions -- only "
         "for bundles you trust (default: off; verify then runs nothing from the bundle)",
     )
-    bundle.set_defaults(run=run)
+    bundle.set_defaults(run_command=run)
 
 
 def run_bundle(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ def add_parser(commands: Any) -> None:
     add_device(demo)
     demo.add_argument("--out", default="monai-kcross-demo", help="folder for the set, scores and report")
     demo.add_argument("--subjects", type=int, default=3, help="simulated subjects (6 cases each)")
-    demo.set_defaults(run=run)
+    demo.set_defaults(run_command=run)
 
 
 def _format(value: float) -> str:

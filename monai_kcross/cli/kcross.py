@@ -43,7 +43,7 @@ def add_parser(commands: Any) -> None:
     bench.add_argument("--statistics", nargs="+", default=["inconsistency", "srcc"], help="columns shown")
     bench.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     bench.add_argument("--out", help="report folder (scores.csv, benchmark.json)")
-    kcross.set_defaults(run=run)
+    kcross.set_defaults(run_command=run)
 
 
 def run_kcross(args: argparse.Namespace) -> int:

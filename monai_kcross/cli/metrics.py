@@ -12,7 +12,7 @@ from .common import command
 def add_parser(commands: Any) -> None:
     """Add the ``metrics`` parser to the sub-commands."""
     parser = command(commands, "metrics", "list the available metrics")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run_command=run)
 
 
 def print_metrics() -> int:

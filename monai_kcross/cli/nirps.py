@@ -24,7 +24,7 @@ def add_parser(commands: Any) -> None:
     nirps.add_argument("--eval-subjects", type=int, default=30, help="evaluation subjects (scored every epoch)")
     nirps.add_argument("--epochs", type=int, default=12, help="training epochs per model (one output set each)")
     nirps.add_argument("--seed", type=int, default=7, help="base seed")
-    nirps.set_defaults(run=run)
+    nirps.set_defaults(run_command=run)
 
 
 def run_nirps(args: argparse.Namespace) -> int:

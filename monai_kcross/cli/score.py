@@ -77,7 +77,7 @@ def add_parser(commands: Any) -> None:
     score.add_argument("--worst", type=int, default=3, help="worst cases shown with figures in the report")
     score.add_argument("--no-report", action="store_true", help="do not write report.html")
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
-    score.set_defaults(run=run)
+    score.set_defaults(run_command=run)
 
 
 DATA_RANGE_FORMS = (

@@ -28,7 +28,7 @@ def add_parser(commands: Any) -> None:
     add_device(sens)
     sens.add_argument("--seed", type=int, default=0, help="random seed")
     sens.add_argument("--out", default="sensitivity_out", help="output folder")
-    sens.set_defaults(run=run)
+    sens.set_defaults(run_command=run)
 
 
 def run_sensitivity_command(args: argparse.Namespace) -> int:

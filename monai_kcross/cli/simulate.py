@@ -17,7 +17,7 @@ def add_parser(commands: Any) -> None:
     simulate.add_argument("--slices", type=int, default=1, help="slices per subject (2-D)")
     simulate.add_argument("--lesion-fraction", type=float, default=0.75, help="fraction of subjects with a tumour")
     simulate.add_argument("--seed", type=int, default=0, help="base seed")
-    simulate.set_defaults(run=run)
+    simulate.set_defaults(run_command=run)
 
 
 def run_simulate(args: argparse.Namespace) -> int:

