@@ -558,3 +558,12 @@ def test_evaluation_fast_path_equals_the_modules():
     torch.testing.assert_close(
         _box_mean(values, 7), F.avg_pool2d(values, 7, 1, 3, count_include_pad=False), rtol=1e-5, atol=1e-6
     )
+
+
+def test_missing_segmenter_weights_name_the_file_and_the_fix(monkeypatch, tmp_path):
+    import monai_kcross.networks.segmenter as segmenter
+
+    missing = tmp_path / "segmenter.pt"
+    monkeypatch.setattr(segmenter, "SEGMENTER_WEIGHTS", missing)
+    with pytest.raises(FileNotFoundError, match=r"segmenter weights .*segmenter\.pt are missing; build them"):
+        segmenter.segment_probabilities(torch.rand(1, 1, 48, 48))

@@ -130,7 +130,9 @@ def segment(
 
 
 def _default_segmenter(device: str) -> torch.nn.Module:
-    return cached_model(("segmenter", file_version(SEGMENTER_WEIGHTS), device), lambda: load_segmenter(device=device))
+    # a missing file is keyed by its path, so that load_segmenter raises its error naming the file and the fix
+    version = file_version(SEGMENTER_WEIGHTS) if SEGMENTER_WEIGHTS.is_file() else str(SEGMENTER_WEIGHTS)
+    return cached_model(("segmenter", version, device), lambda: load_segmenter(device=device))
 
 
 def targets_from_simulation(label: torch.Tensor, tissues: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
