@@ -13,6 +13,9 @@ Sections, each independent (a failure is printed and the next section runs); res
 * ``sync``: host-device synchronisations per call of every registered metric and of K-CROSS
   (``torch.cuda.set_sync_debug_mode``), at two batch sizes and, for volumes, two depths: a count that grows
   with the input is a hot-path ``.item()`` / ``.cpu()`` in a loop.
+* ``profile``: ``torch.profiler`` tables (CPU and CUDA time per operator, kernel launches per call) of the small
+  2-D cells where the package trails its peers on a GPU (SSIM, MS-SSIM, GMSD, MAE, PSNR on 8x1x256^2) and of
+  K-CROSS on 72 slices 240x240, written to ``OUT/profile_<case>.txt``.
 * ``score``: ``monai-kcross score --device cuda`` on 20 simulated volumes (``monai-kcross simulate
   --spatial-dims 3``) against noisy, blurred syntheses; wall time and the metrics run.
 
@@ -232,6 +235,44 @@ def section_sync(device: torch.device) -> dict:
     return out
 
 
+def section_profile(device: torch.device, out_dir: Path, calls: int = 20) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    import monai_kcross
+    from monai_kcross.metrics import kcross, load_kcross
+
+    generator = torch.Generator().manual_seed(2)
+    ref = torch.rand(8, 1, 256, 256, generator=generator).to(device)
+    pred = (ref + 0.05 * torch.rand(8, 1, 256, 256, generator=generator).to(device)).clamp(0, 1)
+    names = ("ssim", "ms_ssim", "gmsd", "mae", "psnr")
+    functions = {name: monai_kcross.get_metric_info(name).function for name in names}
+    cases: dict[str, Callable[[], object]] = {
+        name: (lambda f=function: f(pred, ref, data_range=1.0)) for name, function in functions.items()
+    }
+    network = load_kcross(None, device)
+    slices = {key: value.to(device) for key, value in _brain_slices(240).items()}
+    cases["kcross_240"] = lambda: kcross(slices["synthesized"], slices["reference"], network=network)
+    out: dict = {}
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for name, call in cases.items():
+        repeats = 3 if name.startswith("kcross") else calls
+        call()
+        _sync(device)
+        with profile(activities=activities) as prof:
+            for _ in range(repeats):
+                call()
+            _sync(device)
+        events = prof.key_averages()
+        kernels = sum(e.count for e in events if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        table = events.table(sort_by=sort, row_limit=30)
+        table += "\n" + events.table(sort_by="self_cpu_time_total", row_limit=30)
+        (out_dir / f"profile_{name}.txt").write_text(table)
+        out[name] = {"kernels_per_call": kernels / repeats, "calls": repeats}
+        print(f"profile {name}: {kernels / repeats:.0f} kernels per call", flush=True)
+    return out
+
+
 def section_score(device: torch.device, work: Path, subjects: int = 20) -> dict:
     import nibabel as nib
     import numpy as np
@@ -308,6 +349,8 @@ def main() -> None:
                 RESULTS[name] = section_kcross(device, args.repeats)
             elif name == "monai":
                 RESULTS[name] = section_monai(device, args.repeats)
+            elif name == "profile":
+                RESULTS[name] = section_profile(device, out)
             elif name == "sync":
                 RESULTS[name] = section_sync(device)
             elif name == "score":
