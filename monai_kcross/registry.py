@@ -56,6 +56,7 @@ M = _Lazy("monai_kcross.metrics.full_reference")
 NM = _Lazy("monai_kcross.metrics.no_reference")
 H = _Lazy("monai_kcross.handlers.metric_handlers")
 NH = _Lazy("monai_kcross.handlers.no_reference")
+K = _Lazy("monai_kcross.metrics.kcross")
 feature_distance = _Lazy("monai_kcross.perceptual.feature_distance").feature_distance
 
 
@@ -114,6 +115,15 @@ class MetricInfo(_LazyEntry):
         uses_segmenter: the metric runs a segmentation network (the downstream-segmentation scores): callers pass
             ``segmenter=`` (a checkpoint, a MONAI bundle folder or a callable, see
             :func:`~monai_kcross.functional.segmentation.as_segmenter`) to use another than the package's own.
+        kind: ``"full-reference"`` (a formula) or ``"learned"`` (a trained network computes the score).
+        masks: whether ``mask=`` restricts the score to an evaluation region (K-CROSS scores whole slices).
+        inputs: further images of a case the function takes by keyword, besides ``y_pred`` and ``y`` (K-CROSS:
+            ``source``, the source-contrast image, and ``lesion``, its lesion mask); callers pass those they have.
+        model_option: the keyword through which callers choose the trained model (``"network"`` for K-CROSS,
+            ``"segmenter"`` for the downstream-segmentation scores; ``""``: none).
+        own_front_end: the metric maps intensities with its own trained front end (the reference's window), so a
+            panel passes it the reference window whatever ``data_range`` policy the other metrics use.
+        nan_means: why the metric gives NaN for an image, as reports say it.
     """
 
     name: str
@@ -131,6 +141,16 @@ class MetricInfo(_LazyEntry):
     options: tuple[tuple[str, Any], ...] = ()
     uses_segmenter: bool = False
     doi: str = ""
+    kind: str = "full-reference"
+    masks: bool = True
+    inputs: tuple[str, ...] = ()
+    model_option: str = ""
+    own_front_end: bool = False
+    nan_means: str = "e.g. an empty mask"
+
+    def __post_init__(self) -> None:
+        if self.uses_segmenter and not self.model_option:
+            object.__setattr__(self, "model_option", "segmenter")
 
 
 _INF = math.inf
@@ -391,6 +411,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             checked_against="lpips 0.1.4 with the same deterministic random weights, VGG/AlexNet/SqueezeNet, "
             "golden values (1e-5)",
             doi="10.1109/CVPR.2018.00068",
+            kind="learned",
         ),
         MetricInfo(
             "dists",
@@ -405,6 +426,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             "ImageNet VGG16 backbone",
             checked_against="DISTS_pytorch 0.1 with the same deterministic random weights, golden values (1e-5)",
             doi="10.1109/TPAMI.2020.3045810",
+            kind="learned",
         ),
         MetricInfo(
             "deepiqa",
@@ -421,6 +443,28 @@ _REGISTRY: dict[str, MetricInfo] = {
             checked_against="pyiqa's WaDIQaM-FR network with the same deterministic random weights, golden values "
             "(1e-5)",
             doi="10.1109/TIP.2017.2760518",
+            kind="learned",
+        ),
+        MetricInfo(
+            "kcross",
+            K.kcross,
+            K.KCrossMetric,
+            H.KCrossHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            "slice-wise",
+            "K-CROSS (k-space, lesion and cross-contrast structure encoders; the package's bundle 1.1.0)",
+            symmetric=False,
+            checked_against="the bundle's scores pinned by tests/golden/make_kcross_bundle_golden.py and "
+            "recomputed without kcross() (weights read with torch.load, NumPy front end); exactly 1 for identical "
+            "images; the paper's axioms and a held-out simulator (docs/kcross.md)",
+            kind="learned",
+            masks=False,
+            inputs=("source", "lesion"),
+            model_option="network",
+            own_front_end=True,
+            nan_means="it found no slice with enough reference foreground to score: it skips nearly empty slices",
         ),
         MetricInfo(
             "feature_distance",
@@ -433,6 +477,7 @@ _REGISTRY: dict[str, MetricInfo] = {
             "slice-wise",
             "LPIPS-style distance on the package's MRI segmenter features",
             symmetric=False,  # the reference defines the foreground used to normalise both images
+            kind="learned",
         ),
         *(
             MetricInfo(
@@ -612,7 +657,7 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
     )
 }
 
-_ALIASES = {"ncc": "pcc", "vif": "vif_p", "vifp": "vif_p"}
+_ALIASES = {"ncc": "pcc", "vif": "vif_p", "vifp": "vif_p", "k_cross": "kcross"}
 
 
 def _key(name: str) -> str:

@@ -171,6 +171,12 @@ def _full_reference_rows() -> list[list[str]]:
             notes.append(f"needs {info.needs_weights}")
         if info.uses_segmenter:
             notes.append("runs a segmenter (`segmenter=`)")
+        if info.kind == "learned":
+            notes.append("learned" + (f" (`{info.model_option}=`)" if info.model_option else ""))
+        if not info.masks:
+            notes.append("no region `mask` (scores whole slices)")
+        if info.inputs:
+            notes.append("also takes " + ", ".join(f"`{key}=`" for key in info.inputs))
         notes.extend(f"`{key}={value!r}`" for key, value in info.options)
         identity, (reference, checked) = _identity(info), _sources(info)
         rows.append([*identity, _number(info.ideal), info.volumes, reference, checked, "; ".join(notes) or "—"])
@@ -238,9 +244,10 @@ def metrics_markdown() -> str:
         FULL_REFERENCE_NOTES,
         "## K-CROSS",
         "",
-        "`kcross` (`KCrossMetric`, `KCrossHandler`, function `monai_kcross.metrics.kcross`) is not a registry entry:",
-        "it is a learned score shipped as a MONAI bundle, in `(0, 1]` (exactly 1 for an exact copy), higher is",
-        "better; 2-D slices, volumes slice-wise. See [kcross.md](kcross.md).",
+        "`kcross` (`KCrossMetric`, `KCrossHandler`, function `monai_kcross.metrics.kcross`) is the registry's entry",
+        "for the learned score shipped as a MONAI bundle, in `(0, 1]` (exactly 1 for an exact copy), higher is",
+        "better; 2-D slices, volumes slice-wise. It takes the source image and a lesion mask as further inputs",
+        "(`source=`, `lesion=`) and no evaluation-region `mask`. See [kcross.md](kcross.md).",
         "",
         "## No-reference metrics",
         "",

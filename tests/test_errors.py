@@ -44,6 +44,18 @@ class TestEveryMetric:
         with pytest.raises(ValueError, match="y_pred` contains NaN or Inf"):
             info.function(pred, good(), **kw(info))
 
+    @pytest.mark.parametrize("data_range", [0, -1.0, (1.0, 1.0), "max"])
+    def test_bad_data_range(self, info, data_range):
+        with pytest.raises(ValueError, match="data_range"):
+            info.function(good(), good(), data_range=data_range, **kw(info))
+
+    def test_constant_reference_with_reference_range(self, info):
+        with pytest.raises(ValueError, match="reference is constant"):
+            info.function(good(), torch.zeros(1, 1, 40, 40), data_range="reference", **kw(info))
+
+
+@pytest.mark.parametrize("info", [info for info in METRICS if info.masks], ids=lambda i: i.name)
+class TestEveryRegionMask:
     def test_empty_mask(self, info):
         with pytest.raises(ValueError, match="mask is empty"):
             info.function(good(), good(), mask=torch.zeros(40, 40, dtype=torch.bool), **kw(info))
@@ -56,21 +68,19 @@ class TestEveryMetric:
         with pytest.raises(ValueError, match="mask values must be 0/1"):
             info.function(good(), good(), mask=torch.full((40, 40), 2.0), **kw(info))
 
-    @pytest.mark.parametrize("data_range", [0, -1.0, (1.0, 1.0), "max"])
-    def test_bad_data_range(self, info, data_range):
-        with pytest.raises(ValueError, match="data_range"):
-            info.function(good(), good(), data_range=data_range, **kw(info))
-
-    def test_constant_reference_with_reference_range(self, info):
-        with pytest.raises(ValueError, match="reference is constant"):
-            info.function(good(), torch.zeros(1, 1, 40, 40), data_range="reference", **kw(info))
-
     def test_empty_mask_nan_policy(self, info):
         mask = torch.zeros(2, 1, 40, 40, dtype=torch.bool)
         mask[0, :, 5:35, 5:35] = True
         pred, ref = good().repeat(2, 1, 1, 1), good().repeat(2, 1, 1, 1) * 0.9
         value = info.function(pred, ref, mask=mask, empty_mask="nan", **kw(info))
         assert torch.isfinite(value[0]).all() and torch.isnan(value[1]).all()
+
+
+@pytest.mark.parametrize("info", [info for info in METRICS if not info.masks], ids=lambda i: i.name)
+def test_a_region_mask_is_refused_where_a_metric_takes_none(info):
+    """K-CROSS scores whole slices: a region mask must not be silently ignored (nor taken for its lesion mask)."""
+    with pytest.raises(ValueError, match="no evaluation-region mask"):
+        info.function(good(), good(), mask=torch.ones(40, 40, dtype=torch.bool), **kw(info))
 
 
 def test_image_smaller_than_window():

@@ -55,6 +55,8 @@ SLICE_WISE = ["gmsd", "ms_gmsd", "nlpd", "haarpsi", "vsi", "fsim", "vif_p", "iw_
 WITHOUT_GRADIENT = {"nmi"}
 # Dice/HD95 of argmax segmentations: piecewise constant, not a training loss (tested in test_segmentation.py)
 SEGMENTATION = {"seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"}
+# K-CROSS refuses gradients with a RuntimeError (rank-based harmonisation, thresholded lesions; test_kcross.py)
+REFUSES_GRADIENTS = {"kcross"}
 # VIF is not bounded by its ideal (a contrast-enhanced prediction scores above 1), so y_pred == y is not a
 # stationary point: its gradient there is finite but not zero (its finite differences are checked above)
 NOT_STATIONARY_AT_IDEAL = {"vif_p"}
@@ -81,7 +83,7 @@ def test_every_registered_distance_is_covered():
     """The registry's classic metrics are all checked here (the deep ones below)."""
     names = {info.name for info in monai_kcross.list_metrics()}
     deep = {"lpips", "dists", "deepiqa", "feature_distance"}
-    assert set(CLASSIC) <= names and names - set(CLASSIC) == deep | WITHOUT_GRADIENT | SEGMENTATION
+    assert set(CLASSIC) <= names and names - set(CLASSIC) == deep | WITHOUT_GRADIENT | SEGMENTATION | REFUSES_GRADIENTS
 
 
 @pytest.mark.parametrize("name", list(CLASSIC))

@@ -319,7 +319,9 @@ def test_metric_on_slices_and_volumes(trained):
     assert value.shape == (1, 1) and 0 < float(value) < 1
     assert float(kcross(t2, t2, t1, network=network)) == 1.0
     metric = KCrossMetric(network=network)
-    metric(degraded, target, source=source, mask=lesion)
+    metric(degraded, target, source=source, lesion=lesion)
+    with pytest.raises(ValueError, match="lesion="):
+        metric(degraded, target, source=source, mask=lesion)  # K-CROSS has no region mask: a clear error
     metric([target[0]], [target[0]], source=[source[0]])
     assert metric.aggregate().shape == (1,) and metric.get_buffer().shape == (3, 1)
 

@@ -10,6 +10,7 @@ from monai_kcross.functional import psnr, ssim
 from monai_kcross.metrics import (
     GMSDMetric,
     HaarPSIMetric,
+    KCrossMetric,
     MAEMetric,
     MSEMetric,
     MultiScaleGMSDMetric,
@@ -45,6 +46,7 @@ def test_every_registered_metric_has_its_class():
         LPIPSMetric,
         DISTSMetric,
         DeepIQAMetric,
+        KCrossMetric,
         FeatureDistanceMetric,
         MAEMetric,
         MSEMetric,
@@ -132,8 +134,11 @@ def test_create_metric_and_info():
     names = [i.name for i in monai_kcross.list_metrics()]
     assert names[:10] == ["mae", "mse", "rmse", "psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "nlpd", "haarpsi"]
     assert names[10:18] == ["vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim", "nmi", "pcc"]
-    assert names[18:22] == ["lpips", "dists", "deepiqa", "feature_distance"]
-    assert names[22:] == ["seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"]
+    assert names[18:23] == ["lpips", "dists", "deepiqa", "kcross", "feature_distance"]
+    assert names[23:] == ["seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"]
+    kcross = monai_kcross.get_metric_info("K-CROSS")
+    assert kcross.kind == "learned" and not kcross.masks and kcross.inputs == ("source", "lesion")
+    assert isinstance(monai_kcross.create_metric("kcross", branches=("complex",)), KCrossMetric)
     assert monai_kcross.get_metric_info("NCC").name == "pcc" and monai_kcross.get_metric_info("vif").name == "vif_p"
 
 

@@ -143,7 +143,10 @@ def test_kcross_without_a_scorable_slice_is_counted_with_its_reason(tmp_path, ca
     out = tmp_path / "out"
     assert main(_score_args(folders, out, "--metrics", "psnr", "kcross", "--spatial-dims", "3", "--no-report")) == 3
     captured = capsys.readouterr()
-    assert "case case1: kcross not scored: K-CROSS found no slice with enough reference foreground" in captured.err
+    assert (
+        "case case1: kcross not scored: kcross gave NaN (it found no slice with enough reference foreground"
+        in captured.err
+    )
     assert "kcross     mean" in captured.out and "(1 NaN)" in captured.out  # not dropped from the printed summary
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["kcross"]["n"] == 1 and summary["metrics"]["kcross"]["n_nan"] == 1

@@ -88,7 +88,8 @@ def _scores(
 
 
 def _direction(name: str) -> bool:
-    return True if name.startswith("kcross") else get_metric_info(name).higher_is_better
+    """Whether higher is better for a registry name or a K-CROSS branch variant (``kcross[complex]``)."""
+    return get_metric_info(name.partition("[")[0]).higher_is_better
 
 
 def run_benchmark(
@@ -136,7 +137,7 @@ def run_benchmark(
     values, skipped = _scores(data, metrics, network, batch_size, progress)
     labels = data["q"].numpy().astype(np.float64)
     table = {name: (v, _direction(name)) for name, v in values.items()}
-    baselines = [name for name in table if not name.startswith("kcross")]
+    baselines = [name for name in table if name not in KCROSS_VARIANTS]
     versus: dict[str, Any] = {"contender": "kcross", "rivals": baselines} if "kcross" in table and baselines else {}
     cases = np.asarray([entry["case"] for entry in entries]) if by_subject else None
     report: dict[str, Any] = {

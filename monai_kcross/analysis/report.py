@@ -100,13 +100,16 @@ def _case_figure(images: Mapping[str, torch.Tensor]) -> tuple[str, str]:
 
 
 def _ranking_metric(summary: Mapping[str, Any]) -> tuple[str, bool] | None:
-    """The metric the worst cases are ranked by: the first scored one with an ideal value and a bounded range
-    (identical images reach it), else the first with an ideal value, else the first scored (K-CROSS included)."""
+    """The metric the worst cases are ranked by: the first scored formula (``kind="full-reference"``: its worst
+    slice shows the largest pixel error) with an ideal value and a bounded range (identical images reach it), else
+    the first scored one with an ideal value and a bounded range (learned ones such as K-CROSS included), else the
+    first with an ideal value, else the first scored."""
     from ..registry import get_metric_info
 
     scored = [name for name, entry in summary["metrics"].items() if entry["n"]]
-    infos = {name: get_metric_info(name) for name in scored if name != "kcross"}
+    infos = {name: get_metric_info(name) for name in scored}
     for usable in (
+        lambda info: info.kind == "full-reference" and info.ideal is not None and all(np.isfinite(info.value_range)),
         lambda info: info.ideal is not None and all(np.isfinite(info.value_range)),
         lambda info: info.ideal is not None,
     ):

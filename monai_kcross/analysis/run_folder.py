@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..registry import get_metric_info
+
 SCORES_HEADER = ("case", "metric", "value", "note", "data_range")
 
 
@@ -141,7 +143,8 @@ def _check_same_policy(out: Path, previous: Sequence[Mapping[str, Any]], policy:
     """Refuse to resume a table whose baseline rows were scored with another intensity policy (also without a
     ``run.json``, e.g. a table copied from elsewhere)."""
     bare = policy.removesuffix("@mask")  # whether a case has a mask is compared with the inputs
-    other = sorted({row["data_range"] for row in previous if row["metric"] != "kcross"} - {bare, bare + "@mask"})
+    own = {row["metric"] for row in previous if get_metric_info(row["metric"]).own_front_end}  # always "reference"
+    other = sorted({row["data_range"] for row in previous if row["metric"] not in own} - {bare, bare + "@mask"})
     if other:
         raise ValueError(
             f"cannot resume the run in {out}: its scores.csv holds scores with --data-range {', '.join(other)}, "

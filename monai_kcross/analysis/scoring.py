@@ -43,7 +43,7 @@ import torch.distributed as dist
 from ..functional.intensity import DataRange, intensity_policy_name, parse_data_range, to_unit_range
 from ..functional.segmentation import as_segmenter
 from ..progress import tqdm
-from ..registry import default_options, get_metric_info
+from ..registry import MetricInfo, default_options, get_metric_info
 from .benchmark import BASELINES
 from .case_io import IMAGE_KEYS, CaseError, _first_line, load_case
 from .cases import IMAGE_SUFFIXES, CaseList, case_name, find_cases
@@ -103,7 +103,7 @@ def score_case(
     Args:
         images: ``load_case`` output: ``reference``, ``synthesized`` ``(C, *spatial)``, optionally ``source``,
             ``mask`` (evaluation region for the baselines) and ``lesion`` (K-CROSS's lesion mask).
-        metrics: registry names and/or ``"kcross"``.
+        metrics: registry names (``"kcross"`` included).
         spatial_dims: ``3`` scores volumes natively (slice-wise metrics average axial slices), ``2`` scores each
             axial slice holding at least ``min_foreground`` reference foreground (and any mask voxel) in 2-D
             with the volume's intensity window and averages them; ``None``: 2 for 2-D images and for volumes
@@ -161,15 +161,17 @@ def score_case(
     batch = {key: value.to(device) for key, value in batch.items()}
     metric_batch = {key: value.to(device) for key, value in metric_batch.items()}
     mask = batch["mask"][:, :1] > 0 if "mask" in batch else None
+    models = {"network": network, "segmenter": segmenter}
     scores: dict[str, float] = {}
     for name in metrics:
+        info = get_metric_info(name)
         try:
-            if name == "kcross":
-                values = _metric_values(name, batch, mask, network, kcross_range)
+            if info.own_front_end:  # raw images in the reference's window, whatever the panel's policy
+                values = _metric_values(info, batch, mask, models, kcross_range)
             elif mapping_error is not None:
                 raise mapping_error
             else:
-                values = _metric_values(name, metric_batch, mask, network, metric_range, segmenter)
+                values = _metric_values(info, metric_batch, mask, models, metric_range)
         except (ValueError, RuntimeError) as error:
             if reasons is None or isinstance(error, torch.cuda.OutOfMemoryError):
                 raise
@@ -178,11 +180,7 @@ def score_case(
             continue
         scores[name] = float(torch.nanmean(values.double()).cpu())
         if reasons is not None and np.isnan(scores[name]):
-            reasons[name] = (
-                "K-CROSS found no slice with enough reference foreground to score (it skips nearly empty slices)"
-                if name == "kcross"
-                else f"{name} gave NaN (e.g. an empty mask)"
-            )
+            reasons[name] = f"{name} gave NaN ({info.nan_means})"
     return scores
 
 
@@ -197,27 +195,19 @@ def _volume_in_unit_range(
 
 
 def _metric_values(
-    name: str, batch: Mapping[str, torch.Tensor], mask, network, data_range, segmenter: Any = None
+    info: MetricInfo, batch: Mapping[str, torch.Tensor], mask, models: Mapping[str, Any], data_range
 ) -> torch.Tensor:
-    if name == "kcross":
-        from ..metrics.kcross import kcross
-
-        branches = ("complex", "structure", "tumour") if "source" in batch else ("complex", "tumour")
-        lesion = batch["lesion"][:, :1] > 0 if "lesion" in batch else None
-        return kcross(
-            batch["synthesized"],
-            batch["reference"],
-            batch.get("source"),
-            lesion,
-            network=network,
-            branches=branches,
-            spatial_dims=2 if batch["reference"].ndim == 4 else 3,
-            data_range=data_range,
-        )
-    options = default_options(name, tuple(batch["reference"].shape[2:]), data_range=data_range)
-    if get_metric_info(name).uses_segmenter:
-        options["segmenter"] = segmenter
-    return get_metric_info(name).function(batch["synthesized"], batch["reference"], mask=mask, **options)
+    """One registered metric on a batch of case images: the region ``mask`` where the metric takes one, the further
+    images it declares (``info.inputs``: a lesion mask is binarised), and the model the caller chose."""
+    options = default_options(info.name, tuple(batch["reference"].shape[2:]), data_range=data_range)
+    if info.model_option:
+        options[info.model_option] = models.get(info.model_option)
+    if info.masks:
+        options["mask"] = mask
+    for key in info.inputs:
+        if key in batch:
+            options[key] = batch[key][:, :1] > 0 if key == "lesion" else batch[key]
+    return info.function(batch["synthesized"], batch["reference"], **options)
 
 
 @dataclass
@@ -236,15 +226,15 @@ class ScoreRun:
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
-    """Registry names of ``metrics`` (and ``"kcross"``); an unknown name raises a ``ValueError`` listing all."""
+    """Registry names of ``metrics``; an unknown name raises a ``ValueError`` listing all."""
     from ..registry import list_metrics
 
     names = []
     for name in metrics:
         try:
-            names.append("kcross" if name.strip().lower() == "kcross" else get_metric_info(name).name)
+            names.append(get_metric_info(name).name)
         except ValueError:
-            valid = ", ".join([info.name for info in list_metrics()] + ["kcross"])
+            valid = ", ".join(info.name for info in list_metrics())
             raise ValueError(f"unknown metric {name!r}; valid metrics: {valid}.") from None
     if len(set(names)) != len(names):
         raise ValueError(f"metrics listed twice: {names}.")
@@ -257,7 +247,7 @@ def _probe(
     """Drop metrics whose weights are missing or unreadable (deep baselines), with the reason."""
     kept, skipped = [], {}
     for name in metrics:
-        if name == "kcross" or not get_metric_info(name).needs_weights:
+        if not get_metric_info(name).needs_weights:
             kept.append(name)
             continue
         try:
@@ -304,21 +294,26 @@ def _weights_digest(network: torch.nn.Module) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
+def _chooses(metrics: Sequence[str], model_option: str) -> bool:
+    """Whether a metric of the panel runs a model chosen through ``model_option`` (``"network"``: K-CROSS;
+    ``"segmenter"``: the downstream-segmentation scores)."""
+    return any(get_metric_info(name).model_option == model_option for name in metrics)
+
+
 def _run_settings(
     cases: Sequence[Mapping[str, str]], metrics: Sequence[str], spatial_dims, network, policy: str, segmenter: Any
 ) -> dict:
     """What defines a run (compared on resume) and, for the record, the package version and panel."""
     from .. import __version__
 
-    uses_segmenter = any(name != "kcross" and get_metric_info(name).uses_segmenter for name in metrics)
     return {
         "inputs": dict(getattr(cases, "inputs", {}) or {}),
         "images": sorted({key for case in cases for key in IMAGE_KEYS if key in case}),
         "spatial_dims": spatial_dims,
         "data_range": policy,
-        "network": _weights_digest(network) if "kcross" in metrics else None,
+        "network": _weights_digest(network) if _chooses(metrics, "network") else None,
         "network_source": str(network) if not isinstance(network, torch.nn.Module) else None,
-        "segmenter": _segmenter_record(segmenter) if uses_segmenter else None,
+        "segmenter": _segmenter_record(segmenter) if _chooses(metrics, "segmenter") else None,
         "monai_kcross": __version__,
     }
 
@@ -370,7 +365,7 @@ def score_cases(
         cases: :func:`find_cases` output (its ``unpaired`` files and ``inputs`` are recorded), or a list of
             ``{"case", "reference", "synthesized"[, ...]}`` dicts.
         out: output folder (created).
-        metrics: the panel: registry names and ``"kcross"`` (default: :data:`DEFAULT_PANEL`). Deep baselines
+        metrics: the panel: registry names (default: :data:`DEFAULT_PANEL`). Deep baselines
             whose weights are missing or unreadable are skipped with the reason in ``summary.json``.
         spatial_dims: see :func:`score_case`.
         device: ``"cpu"``, ``"cuda"`` (each rank uses its local GPU under ``torch.distributed``).
@@ -411,10 +406,10 @@ def score_cases(
     existing = check_output(out, resume, overwrite)
     data_range = parse_data_range(data_range)
     policy = _policy_name(data_range, cases)  # validates the policy's form
-    if "kcross" in metrics:
+    if _chooses(metrics, "network"):
         network = _load_network(network, device)
     settings = _run_settings(cases, metrics, spatial_dims, network, policy, segmenter)
-    if any(name != "kcross" and get_metric_info(name).uses_segmenter for name in metrics):
+    if _chooses(metrics, "segmenter"):
         segmenter = as_segmenter(segmenter)  # a missing or unloadable segmenter fails here, before any case
     if resume and existing:
         _check_same_run(out, settings)
@@ -466,7 +461,7 @@ def score_cases(
         copy = IDENTICAL if torch.equal(_plain(images["reference"]), _plain(images["synthesized"])) else ""
         for metric in todo[name]:
             note = "; ".join(text for text in (reasons.get(metric, ""), copy) if text)
-            row_policy = "reference" if metric == "kcross" else _policy_name(data_range, [case])
+            row_policy = "reference" if get_metric_info(metric).own_front_end else _policy_name(data_range, [case])
             my_rows.append(
                 {"case": name, "metric": metric, "value": values[metric], "note": note, "data_range": row_policy}
             )

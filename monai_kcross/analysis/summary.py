@@ -46,10 +46,7 @@ def summarise(
             "n_infinite": int(np.isinf(values).sum()),
             "n_nan": int(np.isnan(values).sum()),
         }
-        if name == "kcross":
-            entry["direction"] = "higher is better"
-        else:
-            entry["direction"] = get_metric_info(name).direction
+        entry["direction"] = get_metric_info(name).direction
         if finite.size:
             means = rng.choice(finite, size=(n_boot, finite.size)).mean(1)
             low, high = np.percentile(means, [2.5, 97.5])

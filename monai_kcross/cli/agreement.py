@@ -134,7 +134,7 @@ def run_agreement(args: argparse.Namespace) -> int:
     lower = set(args.lower_is_better or [])
     table = {}
     for name, by_case in values.items():
-        higher = name.startswith("kcross") or (name not in lower and _higher_is_better(name, get_metric_info))
+        higher = name not in lower and _higher_is_better(name, get_metric_info)
         table[name] = (np.asarray([by_case[c] for c in cases]), higher)
     labels = np.asarray([ratings[matches[c]][0] for c in cases])
     groups = [ratings[matches[c]][1] for c in cases] if args.group_column else None

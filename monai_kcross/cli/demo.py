@@ -46,23 +46,28 @@ def run_sample_table(device: str = "cpu") -> int:
     header = f"{'metric':<17} {'direction':<17}" + "".join(f"{name:>14}" for name in regions) + f"{'time':>9}"
     print(header)
     print("-" * len(header))
+    inputs = {"lesion": regions["lesion"]}  # further images a metric may take (K-CROSS: its lesion mask)
     notes = []
     for info in list_metrics():
         options = _demo_options(info, shape)
+        options.update({key: inputs[key] for key in info.inputs if key in inputs})
         if "weights" in options:
             notes.append(f"ms_ssim uses {len(options['weights'])} scales: the volume is too small for 5.")
+        if not info.masks:
+            notes.append(f"{info.name} scores whole slices (no evaluation region); here with the lesion mask given.")
         start = time.perf_counter()
         try:
             values = [
-                info.function(synthesized, reference, mask=mask, **options).mean().item() for mask in regions.values()
+                info.function(synthesized, reference, **({"mask": mask} if info.masks else {}), **options).mean().item()
+                for mask in (regions.values() if info.masks else [None])
             ]
         except FileNotFoundError:
             print(f"{info.name:<17} {info.direction:<17}" + f"{'n/a':>14}" * len(regions) + "   (weights)")
             notes.append(f"{info.name} needs {info.needs_weights}: see `monai-kcross weights list`.")
             continue
         elapsed = time.perf_counter() - start
-        row = f"{info.name:<17} {info.direction:<17}" + "".join(f"{_format(v):>14}" for v in values)
-        print(row + f"{elapsed:8.2f}s")
+        cells = [f"{_format(v):>14}" for v in values] + [f"{'-':>14}"] * (len(regions) - len(values))
+        print(f"{info.name:<17} {info.direction:<17}" + "".join(cells) + f"{elapsed:8.2f}s")
     print("\n" + "\n".join(notes) if notes else "")
     slice_wise = ", ".join(i.name for i in list_metrics() if i.volumes == "slice-wise")
     print(

@@ -292,7 +292,7 @@ class KCrossHandler(FullReferenceHandler):
 
     Args:
         source_key: batch key of the source-modality image (``None`` when the structure branch is off).
-        mask_key: batch key of the lesion mask (``None``: predicted by the network's segmenter).
+        lesion_key: batch key of the lesion mask (``None``: predicted by the network's segmenter).
         others: as :class:`FullReferenceHandler`; metric options as :class:`~monai_kcross.metrics.KCrossMetric`.
     """
 
@@ -303,13 +303,12 @@ class KCrossHandler(FullReferenceHandler):
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
         source_key: str | None = "source",
-        mask_key: str | None = None,
+        lesion_key: str | None = None,
         **metric_kwargs: Any,
     ) -> None:
+        if "mask_key" in metric_kwargs:
+            raise ValueError("KCrossHandler takes no region mask: name the batch key of the lesion mask `lesion_key`.")
+        keys = {"source": source_key, "lesion": lesion_key}
         super().__init__(
-            output_transform,
-            save_details,
-            mask_key,
-            batch_keys={"source": source_key} if source_key else None,
-            **metric_kwargs,
+            output_transform, save_details, batch_keys={k: v for k, v in keys.items() if v}, **metric_kwargs
         )

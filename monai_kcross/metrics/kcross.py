@@ -1,6 +1,6 @@
 """The K-CROSS score as a function and a MONAI metric.
 
-``kcross(y_pred, y, source=..., mask=None)`` scores synthesized images against their references (and the
+``kcross(y_pred, y, source=..., lesion=None)`` scores synthesized images against their references (and the
 source-modality images they were synthesized from) with a trained :class:`~monai_kcross.networks.KCross`.
 Score in ``[0, 1]``, **higher is better**, trained to agree with the quality labels it was fitted on (for the
 shipped bundle: the task-based labels of :mod:`monai_kcross.data.quality`, not radiologist ratings).
@@ -10,8 +10,8 @@ Front end: every channel is scored as a grey image; ``y`` is mapped onto ``[0, 1
 range. Volumes ``(B, C, H, W, D)`` are scored slice by slice along ``slice_axis`` and averaged over the slices
 whose reference foreground (voxels above 1 % of the range) covers at least ``min_foreground`` of the slice;
 slices are zero-padded to a multiple of 16 (no resizing: the networks are fully convolutional and the
-descriptors are spatial averages). ``mask`` is the **lesion** mask; when absent it is predicted by the
-network's segmenter.
+descriptors are spatial averages). ``lesion`` is the lesion mask; when absent it is predicted by the
+network's segmenter. K-CROSS scores whole slices: unlike the other metrics it takes no evaluation-region ``mask``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from monai.utils import MetricReduction
 
 from ..functional.intensity import DataRange, to_unit_range
 from ..functional.planar import to_slices
-from ..functional.validation import as_plain_tensor, check_image_pair
+from ..functional.validation import as_plain_tensor, check_image_pair, compute_dtype
 from ..networks.checkpoints import KCROSS_BUNDLE as DEFAULT_BUNDLE
 from ..networks.checkpoints import load_kcross
 from ..networks.kcross import BRANCHES, KCross
@@ -107,16 +107,17 @@ def kcross(
     y_pred: torch.Tensor,
     y: torch.Tensor,
     source: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
+    lesion: torch.Tensor | None = None,
     *,
     network: KCross | str | Path | None = None,
-    branches: Sequence[str] = BRANCHES,
+    branches: Sequence[str] | None = None,
     spatial_dims: int | None = None,
     data_range: DataRange = "reference",
     slice_axis: int = -1,
     min_foreground: float = 0.05,
     batch_size: int | str = "auto",
     return_branches: bool = False,
+    mask: None = None,
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """K-CROSS score ``(B, C)`` in ``(0, 1]`` (higher is better; exactly 1 when ``y_pred`` equals ``y``).
 
@@ -125,9 +126,11 @@ def kcross(
         y: reference images of the same modality, same shape.
         source: source-modality images, same shape (optional: without it the structure branch compares the
             synthesized image with the reference only).
-        mask: lesion masks ``(B|1, 1, *spatial)``; predicted by the network's segmenter when ``None``.
+        lesion: lesion masks ``(B|1, 1, *spatial)``; predicted by the network's segmenter when ``None``.
         network: a :class:`KCross`, a checkpoint/bundle path, or ``None`` for the shipped bundle.
-        branches: subset of ``("complex", "structure", "tumour")`` -- the paper's ablations.
+        branches: subset of ``("complex", "structure", "tumour")`` -- the paper's ablations; ``None``: every
+            branch the inputs allow (the cross-contrast structure branch needs ``source``: without it the score
+            uses the complex and tumour branches, as ``monai-kcross score`` always has).
         spatial_dims: 2 or 3 (inferred when ``None``).
         data_range: intensity policy for ``y`` and ``y_pred`` (the source always uses its own range).
         slice_axis: axis cut into slices for volumes.
@@ -136,6 +139,8 @@ def kcross(
         batch_size: slices per network call, or ``"auto"`` (a pixel budget per device, see
             :func:`auto_batch_size`).
         return_branches: also return the single-branch scores.
+        mask: not supported (the registry's evaluation-region argument): K-CROSS scores whole slices; a mask
+            raises a ``ValueError`` that points to ``lesion``.
 
     Returns:
         ``(B, C)`` scores, or ``{"kcross", "complex", "structure", "tumour"}`` of ``(B, C)`` tensors (a disabled
@@ -153,8 +158,16 @@ def kcross(
             "under torch.no_grad() or on detached tensors; for a training loss use a differentiable metric such as "
             "monai_kcross.losses.PerceptualLoss."
         )
+    if mask is not None:
+        raise ValueError(
+            f"{name} takes no evaluation-region mask: it scores whole slices. Pass a lesion mask as `lesion=` "
+            "(the fourth positional argument)."
+        )
     with torch.no_grad():
         y_pred, y, spatial_dims = check_image_pair(y_pred, y, spatial_dims, name)
+        out_dtype = compute_dtype(y)  # the networks run in float32; float64 input gets float64 scores back
+        if branches is None:
+            branches = BRANCHES if source is not None else tuple(b for b in BRANCHES if b != "structure")
         branches = tuple(branches)
         if not branches or any(b not in BRANCHES for b in branches):
             raise ValueError(f"{name}: branches must be a non-empty subset of {BRANCHES}, got {branches}.")
@@ -175,16 +188,19 @@ def kcross(
             s_u = to_unit_range(source, source, "reference", f"{name} (source)", torch.float32)[1]
             src_s = _slices(s_u, spatial_dims, slice_axis)
         lesion_s = None
-        if mask is not None:
-            mask = as_plain_tensor(mask)
-            if tuple(mask.shape[2:]) != tuple(y.shape[2:]) or mask.shape[0] not in (1, batch) or mask.shape[1] != 1:
+        if lesion is not None:
+            lesion = as_plain_tensor(lesion)
+            if (
+                tuple(lesion.shape[2:]) != tuple(y.shape[2:])
+                or lesion.shape[0] not in (1, batch)
+                or lesion.shape[1] != 1
+            ):
                 raise ValueError(
-                    f"{name}: lesion mask of shape {tuple(mask.shape)} does not fit images {tuple(y.shape)}."
+                    f"{name}: lesion mask of shape {tuple(lesion.shape)} does not fit images {tuple(y.shape)}."
                 )
-            if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
+            if lesion.is_floating_point() and not bool(torch.isfinite(lesion).all()):
                 raise ValueError(f"{name}: the lesion mask contains NaN or Inf values.")
-            lesion = (mask > 0).float().expand(batch, channels, *y.shape[2:])
-            lesion_s = _slices(lesion, spatial_dims, slice_axis)
+            lesion_s = _slices((lesion > 0).float().expand(batch, channels, *y.shape[2:]), spatial_dims, slice_axis)
         valid = (ref_s > 0.01).flatten(1).float().mean(1) >= (min_foreground if spatial_dims == 3 else 0.0)
         net = _network(network, y.device)
         wanted = {"kcross": branches, **({b: (b,) for b in branches} if return_branches else {})}
@@ -192,7 +208,7 @@ def kcross(
         if batch_size == "auto":
             batch_size = auto_batch_size(*ref_s.shape[-2:], y.device, len(index))
         scores = _score_slices(net, pred_s, ref_s, src_s, lesion_s, index, branches, wanted, int(batch_size))
-        out = {key: value.view(batch, channels, -1).nanmean(-1) for key, value in scores.items()}
+        out = {key: value.view(batch, channels, -1).nanmean(-1).to(out_dtype) for key, value in scores.items()}
         if return_branches:
             nan = torch.full_like(out["kcross"], float("nan"))
             out.update({b: nan for b in BRANCHES if b not in out})
@@ -203,19 +219,20 @@ def kcross(
 class KCrossMetric(FullReferenceMetric):
     """K-CROSS as a MONAI ``CumulativeIterationMetric`` (higher is better, ``[0, 1]``).
 
-    Call as ``metric(y_pred=synthesized, y=reference, source=source, mask=lesion)``; options as in
+    Call as ``metric(y_pred=synthesized, y=reference, source=source, lesion=lesion)``; options as in
     :func:`kcross` (``network``, ``branches``, ``slice_axis``, ``data_range``, ...).
     """
 
     def __init__(
         self,
         network: KCross | str | Path | None = None,
-        branches: Sequence[str] = BRANCHES,
+        branches: Sequence[str] | None = None,
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
         **options: Any,
     ) -> None:
-        super().__init__(kcross, reduction, get_not_nans, network=network, branches=tuple(branches), **options)
+        branches = None if branches is None else tuple(branches)
+        super().__init__(kcross, reduction, get_not_nans, network=network, branches=branches, **options)
 
     @classmethod
     def from_bundle(cls, bundle: str | Path | None = None, **options: Any) -> KCrossMetric:
@@ -254,5 +271,5 @@ class KCrossScorer(torch.nn.Module):
                 "KCrossScorer expects (B, 3|4, H, W[, D]) -- synthesized, reference, source[, lesion] channels -- "
                 f"got shape {tuple(x.shape)}."
             )
-        mask = x[:, 3:4] if x.shape[1] == 4 else None
-        return kcross(x[:, 0:1], x[:, 1:2], x[:, 2:3], mask, network=self.network, **self.options)
+        lesion = x[:, 3:4] if x.shape[1] == 4 else None
+        return kcross(x[:, 0:1], x[:, 1:2], x[:, 2:3], lesion, network=self.network, **self.options)
