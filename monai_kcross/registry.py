@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +151,39 @@ class MetricInfo(_LazyEntry):
     def __post_init__(self) -> None:
         if self.uses_segmenter and not self.model_option:
             object.__setattr__(self, "model_option", "segmenter")
+
+    def score(
+        self,
+        y_pred: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        inputs: Mapping[str, torch.Tensor | None] | None = None,
+        models: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
+        """The metric on a batch, fed what it declares: one call for every kind of entry (formula or learned).
+
+        Args:
+            y_pred: images ``(B, C, H, W[, D])``; ``y``: their references, same shape.
+            mask: evaluation region, passed where the metric takes one (:attr:`masks`); a metric without region
+                masks (K-CROSS) scores the whole image.
+            inputs: further images of the case by name (``source``, ``lesion``, ...); those the metric declares
+                in :attr:`inputs` are passed, the others ignored.
+            models: trained models by option name (``network``, ``segmenter``); the one named by
+                :attr:`model_option` is passed (``None``: the package's own).
+            options: the function's options (see :func:`default_options`).
+
+        Returns:
+            ``(B, C)`` scores.
+        """
+        call = dict(options)
+        if self.masks:
+            call["mask"] = mask
+        call.update({key: value for key, value in (inputs or {}).items() if key in self.inputs and value is not None})
+        if self.model_option and models and models.get(self.model_option) is not None:
+            call[self.model_option] = models[self.model_option]
+        return self.function(y_pred, y, **call)
 
 
 _INF = math.inf

@@ -215,3 +215,27 @@ def test_monai_namesakes_take_monai_arguments_with_monai_meaning():
         PSNRMetric("reference")
     with pytest.raises(TypeError):
         MAEMetric(spatial_dims=2, window=3)  # unknown keywords are rejected
+
+
+def test_registry_score_feeds_each_metric_what_it_declares():
+    """``MetricInfo.score`` is the one call of the scorer, the benchmark, the sensitivity runner and the demo: the
+    region mask goes to metrics that take one, declared further images (K-CROSS: source, lesion) to those that
+    declare them, and nothing else."""
+    from monai_kcross.metrics import kcross
+
+    pred, ref = perturbed_pair((1, 1, 40, 44), seed=4, dtype=torch.float32)
+    source = ref.flip(-1)
+    region = torch.zeros(1, 1, 40, 44, dtype=torch.bool)
+    region[..., 8:30, 8:30] = True
+    lesion = torch.zeros_like(region)
+    lesion[..., 12:20, 12:20] = True
+    inputs = {"source": source, "lesion": lesion, "unrelated": ref}
+    ssim_info = monai_kcross.get_metric_info("ssim")
+    torch.testing.assert_close(
+        ssim_info.score(pred, ref, mask=region, inputs=inputs, data_range=1.0),
+        ssim(pred, ref, data_range=1.0, mask=region),
+    )
+    kcross_info = monai_kcross.get_metric_info("kcross")
+    given = kcross_info.score(pred, ref, mask=region, inputs=inputs)
+    torch.testing.assert_close(given, kcross(pred, ref, source, lesion))
+    assert not torch.equal(given, kcross(pred, ref))  # the source and the lesion mask did reach it

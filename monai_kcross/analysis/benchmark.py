@@ -48,8 +48,12 @@ def _scores(
         options = default_options(name, shape)
         try:
             chunks = [
-                info.function(
-                    split["synthesized"][i : i + batch_size], split["reference"][i : i + batch_size], **options
+                info.score(
+                    split["synthesized"][i : i + batch_size],
+                    split["reference"][i : i + batch_size],
+                    inputs={"source": split["source"][i : i + batch_size]},
+                    models={"network": network},
+                    **options,
                 )[:, 0]
                 for i in range(0, n, batch_size)
             ]

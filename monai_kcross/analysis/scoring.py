@@ -197,17 +197,10 @@ def _volume_in_unit_range(
 def _metric_values(
     info: MetricInfo, batch: Mapping[str, torch.Tensor], mask, models: Mapping[str, Any], data_range
 ) -> torch.Tensor:
-    """One registered metric on a batch of case images: the region ``mask`` where the metric takes one, the further
-    images it declares (``info.inputs``: a lesion mask is binarised), and the model the caller chose."""
+    """One registered metric on a batch of case images (a lesion mask as its first channel, binarised)."""
     options = default_options(info.name, tuple(batch["reference"].shape[2:]), data_range=data_range)
-    if info.model_option:
-        options[info.model_option] = models.get(info.model_option)
-    if info.masks:
-        options["mask"] = mask
-    for key in info.inputs:
-        if key in batch:
-            options[key] = batch[key][:, :1] > 0 if key == "lesion" else batch[key]
-    return info.function(batch["synthesized"], batch["reference"], **options)
+    inputs = {key: batch[key][:, :1] > 0 if key == "lesion" else batch[key] for key in info.inputs if key in batch}
+    return info.score(batch["synthesized"], batch["reference"], mask=mask, inputs=inputs, models=models, **options)
 
 
 @dataclass

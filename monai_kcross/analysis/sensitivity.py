@@ -372,7 +372,7 @@ def _score(infos, outputs, image, case, mask_key, data_range, metric_options, de
         options = _metric_options(info.name, shape, metric_options)
         if info.name not in ("mae", "mse", "rmse") or "data_range" in options:
             options.setdefault("data_range", data_range)
-        values = info.function(batch, reference, mask=mask, **options)
+        values = info.score(batch, reference, mask=mask, **options)
         scores[info.name] = values.cpu()
     return scores
 

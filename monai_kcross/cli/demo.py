@@ -50,7 +50,6 @@ def run_sample_table(device: str = "cpu") -> int:
     notes = []
     for info in list_metrics():
         options = _demo_options(info, shape)
-        options.update({key: inputs[key] for key in info.inputs if key in inputs})
         if "weights" in options:
             notes.append(f"ms_ssim uses {len(options['weights'])} scales: the volume is too small for 5.")
         if not info.masks:
@@ -58,7 +57,7 @@ def run_sample_table(device: str = "cpu") -> int:
         start = time.perf_counter()
         try:
             values = [
-                info.function(synthesized, reference, **({"mask": mask} if info.masks else {}), **options).mean().item()
+                info.score(synthesized, reference, mask=mask, inputs=inputs, **options).mean().item()
                 for mask in (regions.values() if info.masks else [None])
             ]
         except FileNotFoundError:
