@@ -68,3 +68,21 @@ def test_per_channel_results():
     out = mae(pred, ref)
     assert out.shape == (2, 3)
     assert torch.all(out[:, 1] == 0) and torch.all(out[:, [0, 2]] > 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_large_images_sum_in_blocks_to_the_float64_value(dtype):
+    """Above 262,144 voxels the unmasked sums run block by block through one reused buffer: the same value as a
+    float64 NumPy sum, for a non-contiguous batch of several images and channels, whatever the block borders."""
+    pred, ref = perturbed_pair((2, 3, 70, 66, 40), seed=7, dtype=torch.float32)
+    pred, ref = pred.to(dtype).transpose(2, 4), ref.to(dtype).transpose(2, 4)  # (2, 3, 40, 66, 70), strided
+    assert pred.numel() > 262_144 and not pred.is_contiguous()
+    difference = pred.double().numpy() - ref.double().numpy()
+    for function, expected in (
+        (mae, np.abs(difference).mean(axis=(2, 3, 4))),
+        (mse, (difference**2).mean(axis=(2, 3, 4))),
+        (psnr, -10 * np.log10((difference**2).mean(axis=(2, 3, 4)))),
+    ):
+        value = function(pred, ref, **({"data_range": 1.0} if function is psnr else {}))
+        assert value.shape == (2, 3) and value.dtype == torch.float32
+        np.testing.assert_allclose(value.double().numpy(), expected, rtol=2e-6)

@@ -13,6 +13,9 @@ __all__ = ["mae", "mse", "psnr", "rmse"]
 
 # float32 sums of squares below this may have lost terms to underflow (each term < 2^-126 is flushed)
 _FLOAT32_TINY = 2.0**-100
+# voxels per block of the unmasked error sums (1 MB of float32): measured best of 64k-1M on 2 cores, for 2-D
+# batches and 128^3 volumes alike
+_BLOCK = 262_144
 
 
 def _error_sums(
@@ -24,6 +27,9 @@ def _error_sums(
     PyTorch's blocked (cascade) sums, accurate to a few float32 roundings of the result, where a norm
     (``torch.linalg.vector_norm``) accumulates sequentially and loses about 1e-4 on a 256x256 image.
     """
+    grad = torch.is_grad_enabled() and (y_pred.requires_grad or y.requires_grad)
+    if weights is None and not grad and y_pred.numel() > _BLOCK:
+        return _blocked_error_sums(y_pred, y, power, dtype), float(y_pred[0, 0].numel())
     difference = y_pred.to(dtype) - y.to(dtype)
     if difference.requires_grad:  # in-place ops would discard what autograd needs
         values = difference.abs() if power == 1 else difference.square()
@@ -36,6 +42,23 @@ def _error_sums(
     numerator = (values * weights).reshape(*shape, -1).sum(-1)
     denominator = weights.reshape(*weights.shape[:2], -1).sum(-1).expand(shape)
     return numerator.double(), denominator.double()
+
+
+def _blocked_error_sums(y_pred: torch.Tensor, y: torch.Tensor, power: int, dtype: torch.dtype) -> torch.Tensor:
+    """``_error_sums`` without a mask or gradients, in blocks of about :data:`_BLOCK` voxels: one small buffer is
+    reused, so no image-sized temporary is allocated (whose fresh pages cost more than the arithmetic once other
+    work has run between calls) and the differences stay in cache. Partial sums are accumulated in float64."""
+    rows = y_pred.shape[0] * y_pred.shape[1]
+    pred, ref = y_pred.reshape(rows, -1), y.reshape(rows, -1)
+    length = pred.shape[1]
+    step = max(4096, _BLOCK // rows)
+    buffer = torch.empty(rows, min(step, length), dtype=dtype, device=y.device)
+    total = torch.zeros(rows, dtype=torch.float64, device=y.device)
+    for start in range(0, length, step):
+        block = buffer[:, : min(step, length - start)]
+        torch.sub(pred[:, start : start + step].to(dtype), ref[:, start : start + step].to(dtype), out=block)
+        total += (block.abs_() if power == 1 else block.square_()).sum(-1)
+    return total.reshape(y_pred.shape[:2])
 
 
 def _mean_error(
