@@ -130,3 +130,22 @@ def test_ssim_window_must_be_a_positive_odd_integer(win_size):
         ssim(good(), good(), win_size=win_size)
     with pytest.raises(ValueError, match="win_size must be"):
         ms_ssim(good(), good(), win_size=win_size, weights=(0.5, 0.5))
+
+
+def test_finite_check_names_the_argument_and_never_flags_finite_input():
+    """The two inputs are checked with one synchronisation; a non-finite value is still attributed to its
+    argument, and finite values whose float32 sum would overflow are not mistaken for Inf."""
+    from monai_kcross.functional.validation import check_finite
+
+    finite = good()
+    broken = good()
+    broken[0, 0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match="`y` contains NaN or Inf"):
+        check_finite(finite, broken, "test")
+    with pytest.raises(ValueError, match="`y_pred` contains NaN or Inf"):
+        check_finite(broken, finite, "test")
+    huge = torch.full((1, 1, 40, 40), 1e300, dtype=torch.float64)  # its sum does not fit float32
+    check_finite(finite, huge, "test")
+    check_finite(huge, finite.half(), "test")
+    with pytest.raises(ValueError, match="`y` contains NaN or Inf"):
+        check_finite(finite, torch.full((1, 1, 4, 4), float("inf"), dtype=torch.float16), "test")

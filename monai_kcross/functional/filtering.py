@@ -39,9 +39,15 @@ def gaussian_kernel1d(size: int, sigma: float, dtype: torch.dtype = torch.float6
     """Normalised, centred 1-D Gaussian window of ``size`` taps (sums to 1)."""
     if size < 1 or not sigma > 0:
         raise ValueError(f"Gaussian window needs size >= 1 and sigma > 0, got size={size}, sigma={sigma}.")
+    return _gaussian_taps(int(size), float(sigma)).to(dtype, copy=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_taps(size: int, sigma: float) -> torch.Tensor:
+    """The float64 taps, computed once per window (callers get a copy): small inputs are dominated by such setup."""
     positions = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     window = torch.exp(-0.5 * (positions / sigma) ** 2)
-    return (window / window.sum()).to(dtype)
+    return window / window.sum()
 
 
 def uniform_kernel1d(size: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

@@ -80,7 +80,15 @@ def check_image_pair(
 
 
 def check_finite(y_pred: torch.Tensor, y: torch.Tensor, name: str = "metric") -> None:
-    """Raise a ``ValueError`` naming the argument if ``y_pred`` or ``y`` holds NaN or Inf values."""
+    """Raise a ``ValueError`` naming the argument if ``y_pred`` or ``y`` holds NaN or Inf values.
+
+    One host-device synchronisation in the common case: both sums are tested together, and only a non-finite
+    one leads to the per-argument (exact) checks.
+    """
+    if y_pred.is_floating_point() and y.is_floating_point():
+        totals = torch.stack([_float_sum(y_pred), _float_sum(y).to(_float_sum_dtype(y_pred))])
+        if bool(torch.isfinite(totals).all()):
+            return
     for arg, value in (("y_pred", y_pred), ("y", y)):
         if not all_finite(value):
             raise ValueError(f"{name}: `{arg}` contains NaN or Inf values.")
@@ -99,10 +107,18 @@ def all_finite(x: torch.Tensor) -> bool:
     """
     if not x.is_floating_point():
         return True
-    total = x.sum(dtype=torch.float32) if x.element_size() < 4 else x.sum()
-    if bool(torch.isfinite(total)):
+    if bool(torch.isfinite(_float_sum(x))):
         return True
     return bool(torch.isfinite(x).all())
+
+
+def _float_sum_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float32 if x.element_size() < 4 else x.dtype
+
+
+def _float_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of a floating tensor (half precision summed in float32): non-finite if any element is."""
+    return x.sum(dtype=_float_sum_dtype(x))
 
 
 def check_positive(value: float, what: str, name: str = "metric") -> None:
