@@ -18,7 +18,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 timeout 160 python3 benchmarks/bench_gpu.py --out "$OUT/a" --sections kcross,monai,profile >"$OUT/a.log" 2>&1
 echo "bench_gpu a: rc $?" >>"$OUT/env.txt"
 timeout 110 python3 -m pytest -q -p no:cacheprovider -k cuda \
-  tests/test_properties.py tests/test_no_reference.py tests/test_kcross.py tests/test_filtering.py >"$OUT/pytest.log" 2>&1
+  tests/metrics/test_properties.py tests/functional/test_no_reference.py tests/metrics/test_kcross.py \
+  tests/functional/test_filtering.py >"$OUT/pytest.log" 2>&1
 echo "pytest: rc $?" >>"$OUT/env.txt"
 timeout 90 python3 benchmarks/bench_peers.py --device cuda --repeats 5 >"$OUT/peers.log" 2>&1
 echo "bench_peers: rc $?" >>"$OUT/env.txt"

@@ -13,8 +13,9 @@ __all__ = ["mae", "mse", "psnr", "rmse"]
 
 # float32 sums of squares below this may have lost terms to underflow (each term < 2^-126 is flushed)
 _FLOAT32_TINY = 2.0**-100
-# voxels per block of the unmasked error sums (1 MB of float32): measured best of 64k-1M on 2 cores, for 2-D
-# batches and 128^3 volumes alike
+# voxels per block of the unmasked error sums on the CPU (1 MB of float32): measured best of 64k-1M on 2 cores,
+# for 2-D batches and 128^3 volumes alike. Not on CUDA: there each block is a kernel launch, and one pass over
+# the whole batch is 10x faster (H100: 0.09 against 1.0 ms on 2x1x128^3)
 _BLOCK = 262_144
 
 
@@ -28,7 +29,7 @@ def _error_sums(
     (``torch.linalg.vector_norm``) accumulates sequentially and loses about 1e-4 on a 256x256 image.
     """
     grad = torch.is_grad_enabled() and (y_pred.requires_grad or y.requires_grad)
-    if weights is None and not grad and y_pred.numel() > _BLOCK:
+    if weights is None and not grad and y.device.type == "cpu" and y_pred.numel() > _BLOCK:
         return _blocked_error_sums(y_pred, y, power, dtype), float(y_pred[0, 0].numel())
     difference = y_pred.to(dtype) - y.to(dtype)
     if difference.requires_grad:  # in-place ops would discard what autograd needs

@@ -3,7 +3,7 @@
 The scores come from the bundle's own inference workflow -- ``configs/inference.json`` run by MONAI's
 ``ConfigWorkflow``, weights loaded by its ``CheckpointLoader`` -- on the ``test`` split of
 ``docs/example_datalist.json``, once with the lesion masks predicted by the segmenter and once with the
-datalist's masks given (``use_lesion_masks``). ``tests/test_bundle_golden.py`` compares the current scores with
+datalist's masks given (``use_lesion_masks``). ``tests/bundles/test_bundle_golden.py`` compares the current scores with
 them, so that a change of weights, front end or preprocessing cannot pass silently.
 
 Regenerate **only together with a new bundle version** (``version`` and ``changelog`` in

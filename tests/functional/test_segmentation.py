@@ -26,7 +26,7 @@ from monai_kcross.functional.segmentation import (
 from monai_kcross.handlers import SegmentationDiceHandler
 from monai_kcross.metrics import SegmentationDiceMetric
 
-from .conftest import threshold_segmenter
+from ..conftest import threshold_segmenter
 
 THRESHOLD = Segmenter(threshold_segmenter, 2, ("background", "low", "high", "lesion"), name="thr")
 

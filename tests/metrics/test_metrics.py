@@ -21,7 +21,7 @@ from monai_kcross.metrics import (
     SSIMMetric,
 )
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():

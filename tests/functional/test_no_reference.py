@@ -49,7 +49,7 @@ from monai_kcross.functional.no_reference import (
 from monai_kcross.handlers import BRISQUEHandler, NIQEHandler
 from monai_kcross.metrics import BRISQUEMetric, NIQEMetric
 
-from .conftest import GOLDEN_DIR
+from ..conftest import GOLDEN_DIR
 
 SHAPES = [0, 2, 6, 10, 14, 18, 20, 24, 28, 32]  # indices of the GGD/AGGD shape features
 OTHERS = [i for i in range(36) if i not in SHAPES]

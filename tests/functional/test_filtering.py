@@ -11,7 +11,7 @@ import monai_kcross.functional as kf
 from monai_kcross.functional import filtering
 from monai_kcross.functional.filtering import band_filter_axis, filter_axis, gaussian_kernel1d, shift_filter_axis
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 def _numpy_valid_correlation(x: np.ndarray, axis: int, taps: list[float]) -> np.ndarray:

@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 
 from monai_kcross.functional import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 def skimage_ssim(pred: torch.Tensor, ref: torch.Tensor, data_range: float, **kwargs) -> float:

@@ -10,7 +10,7 @@ import torch
 import monai_kcross
 from monai_kcross.functional import MS_SSIM_WEIGHTS
 
-from .conftest import metric_options, perturbed_pair
+from ..conftest import metric_options, perturbed_pair
 
 METRICS = monai_kcross.list_metrics()
 WITH_IDEAL = [info for info in METRICS if info.ideal is not None]  # DeepIQA's value depends on its training

@@ -13,7 +13,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 
 from monai_kcross.functional import mae, mse, psnr, rmse
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 20, 24), (2, 1, 12, 10, 14)])

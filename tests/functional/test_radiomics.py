@@ -19,7 +19,7 @@ from monai_kcross.functional.radiomics import (
 from monai_kcross.functional.set_level import concordance, frd
 from monai_kcross.metrics import FRDMetric, RadiomicAgreementMetric
 
-from .conftest import GOLDEN_DIR
+from ..conftest import GOLDEN_DIR
 
 
 @pytest.fixture(scope="module")

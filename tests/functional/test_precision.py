@@ -13,7 +13,7 @@ import torch
 
 from monai_kcross.functional import gmsd, haarpsi, mae, ms_gmsd, ms_ssim, mse, nlpd, psnr, rmse, ssim
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 def _float32_pair(shape: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:

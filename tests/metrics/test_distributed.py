@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from monai_kcross.metrics import FIDMetric, HaarPSIMetric, PRDCMetric, SSIMMetric
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 def _data():

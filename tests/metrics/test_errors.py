@@ -8,7 +8,7 @@ import torch
 import monai_kcross
 from monai_kcross.functional import ms_ssim, nlpd, ssim
 
-from .conftest import metric_options
+from ..conftest import metric_options
 
 METRICS = monai_kcross.list_metrics()
 

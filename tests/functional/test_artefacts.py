@@ -29,7 +29,7 @@ from monai_kcross.functional import (
 from monai_kcross.functional.edges import canny
 from monai_kcross.registry import get_no_reference_metric_info, list_no_reference_metrics
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 CASES = json.loads((GOLDEN / "artefact_golden.json").read_text())["cases"]
 ARTEFACT_SCORES = [info for info in list_no_reference_metrics() if info.masks]
 

@@ -13,7 +13,7 @@ from monai_kcross.functional import haarpsi, ssim
 from monai_kcross.handlers import FullReferenceHandler, HaarPSIHandler, PSNRHandler, SSIMHandler
 from monai_kcross.metrics import MAEMetric
 
-from .conftest import perturbed_pair
+from ..conftest import perturbed_pair
 
 
 class Distort(torch.nn.Module):

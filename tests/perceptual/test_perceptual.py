@@ -31,7 +31,7 @@ from monai_kcross.perceptual.weights import (
     save_weight_file,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from monai_kcross.functional import (
     ssim,
 )
 
-from .conftest import metric_options, perturbed_pair
+from ..conftest import metric_options, perturbed_pair
 
 
 def mri_like(shape=(2, 1, 36, 40), seed=0):

@@ -31,7 +31,7 @@ from skimage.metrics import normalized_mutual_information
 
 from monai_kcross.functional import cw_ssim, fsim, iw_ssim, mdsi, nmi, pcc, vif_p, vsi
 
-from .conftest import GOLDEN_DIR, perturbed_pair
+from ..conftest import GOLDEN_DIR, perturbed_pair
 
 CASES = ["synthesized", "noise", "blur", "odd", "volume"]
 
