@@ -23,8 +23,10 @@ __all__ = [
     "create_handler",
     "create_metric",
     "get_metric_info",
+    "get_set_level_metric_info",
     "list_metrics",
     "list_no_reference_metrics",
+    "list_set_level_metrics",
 ]
 
 _REGISTRY_NAMES = (
@@ -34,6 +36,8 @@ _REGISTRY_NAMES = (
     "get_metric_info",
     "list_metrics",
     "list_no_reference_metrics",
+    "list_set_level_metrics",
+    "get_set_level_metric_info",
 )
 _SUBPACKAGES = (
     "analysis",

@@ -1,8 +1,9 @@
 """A registry of every metric of the package, with its direction, value range and 3-D behaviour.
 
 Full-reference metrics (``f(y_pred, y)``) are listed by :func:`list_metrics`, no-reference ones (``f(y_pred)``:
-NIQE, BRISQUE and the MR artefact scores) by :func:`list_no_reference_metrics`; :func:`create_metric` and
-:func:`create_handler` build either.
+NIQE, BRISQUE and the MR artefact scores) by :func:`list_no_reference_metrics`, set-level ones (a generated image
+set against a real one: FID, KID, MMD, PRDC, ...) by :func:`list_set_level_metrics`; :func:`create_metric` and
+:func:`create_handler` build any of them.
 
 >>> import monai_kcross
 >>> metric = monai_kcross.create_metric("ssim", spatial_dims=3)
@@ -28,13 +29,16 @@ if TYPE_CHECKING:  # the registry is declared without importing torch: `monai-kc
 __all__ = [
     "MetricInfo",
     "NoReferenceMetricInfo",
+    "SetLevelMetricInfo",
     "create_handler",
     "create_metric",
     "default_options",
     "get_metric_info",
     "get_no_reference_metric_info",
+    "get_set_level_metric_info",
     "list_metrics",
     "list_no_reference_metrics",
+    "list_set_level_metrics",
 ]
 
 
@@ -690,6 +694,146 @@ _NO_REFERENCE: dict[str, NoReferenceMetricInfo] = {
     )
 }
 
+SL = _Lazy("monai_kcross.functional.set_level")
+SM = _Lazy("monai_kcross.metrics.set_level")
+SH = _Lazy("monai_kcross.handlers.set_level")
+
+
+@dataclass(frozen=True)
+class SetLevelMetricInfo(_LazyEntry):
+    """What a user needs to know to read a set-level metric (a distance between a generated and a real image set).
+
+    Attributes:
+        name: registry key.
+        function: functional form on features ``(N, F)`` (see :mod:`monai_kcross.functional.set_level`).
+        metric_class: the cumulative metric (``metric(y_pred=generated, y=real)`` batch by batch, images through
+            its feature extractor or features with ``extractor=None``; ``aggregate()`` gives a
+            :class:`~monai_kcross.metrics.set_level.SetLevelResult`).
+        handler_class: :class:`~monai_kcross.handlers.SetLevelHandler`, which takes the built metric.
+        higher_is_better: direction of the primary value (the first of ``values``).
+        value_range: ``(low, high)`` of the primary value.
+        ideal: primary value of two sets with the same distribution (``None`` where none).
+        values: the keys of ``aggregate().values``, the primary one first.
+        reference: the defining publication.
+        checked_against: the independent reference the implementation is tested against.
+        doi: DOI of the defining publication ("" where none is recorded).
+    """
+
+    name: str
+    function_ref: str
+    metric_class_ref: str
+    handler_class_ref: str
+    higher_is_better: bool
+    value_range: tuple[float, float]
+    ideal: float | None
+    values: tuple[str, ...]
+    reference: str
+    checked_against: str = ""
+    doi: str = ""
+
+
+_SET_LEVEL: dict[str, SetLevelMetricInfo] = {
+    info.name: info
+    for info in (
+        SetLevelMetricInfo(
+            "fid",
+            SL.fid,
+            SM.FIDMetric,
+            SH.SetLevelHandler,
+            False,
+            (0.0, _INF),
+            0.0,
+            ("fid",),
+            "Heusel et al. 2017 (Fréchet distance of feature sets)",
+            checked_against="MONAI 1.6.1 get_fid_score and SciPy sqrtm on the same features",
+        ),
+        SetLevelMetricInfo(
+            "kid",
+            SL.kid,
+            SM.KIDMetric,
+            SH.SetLevelHandler,
+            False,
+            (-_INF, _INF),
+            0.0,
+            ("kid_mean", "kid_std"),
+            "Bińkowski et al. 2018 (unbiased polynomial-kernel MMD over subsets)",
+            checked_against="the unbiased MMD estimator written out directly",
+        ),
+        SetLevelMetricInfo(
+            "mmd",
+            SL.mmd,
+            SM.MMDMetric,
+            SH.SetLevelHandler,
+            False,
+            (-_INF, _INF),
+            0.0,
+            ("mmd",),
+            "Gretton et al. 2012 (squared MMD, Gaussian or polynomial kernel)",
+            checked_against="the biased and unbiased estimators written out directly",
+        ),
+        SetLevelMetricInfo(
+            "prdc",
+            SL.prdc,
+            SM.PRDCMetric,
+            SH.SetLevelHandler,
+            True,
+            (0.0, 1.0),
+            1.0,
+            ("precision", "recall", "density", "coverage"),
+            "Naeem et al. 2020 (precision, recall, density, coverage)",
+            checked_against="brute-force nearest neighbours and known cases",
+        ),
+        SetLevelMetricInfo(
+            "diversity",
+            SL.pairwise_diversity,
+            SM.DiversityMetric,
+            SH.SetLevelHandler,
+            True,
+            (0.0, _INF),
+            None,
+            ("diversity", "diversity_real"),
+            "mean pairwise feature distance within the generated set",
+            checked_against="all pairs by hand",
+        ),
+        SetLevelMetricInfo(
+            "memorisation",
+            SL.memorisation,
+            SM.MemorisationMetric,
+            SH.SetLevelHandler,
+            False,
+            (0.0, 1.0),
+            0.0,
+            ("near_copy_fraction", "threshold", "median_ratio"),
+            "nearest-neighbour distance ratios of generated to training images",
+            checked_against="planted copies flagged, fresh samples not",
+        ),
+        SetLevelMetricInfo(
+            "frd",
+            SL.frd,
+            SM.FRDMetric,
+            SH.SetLevelHandler,
+            False,
+            (-_INF, _INF),
+            None,
+            ("frd",),
+            "Konz, Osuala et al. 2026 (Fréchet radiomic distance)",
+            checked_against="frd-score 1.0.1 on PyRadiomics features, golden values",
+        ),
+        SetLevelMetricInfo(
+            "radiomic_agreement",
+            SL.concordance,
+            SM.RadiomicAgreementMetric,
+            SH.SetLevelHandler,
+            True,
+            (-1.0, 1.0),
+            1.0,
+            ("median_ccc", "reproducible_fraction"),
+            "Lin 1989 (concordance correlation of paired radiomic features)",
+            checked_against="Lin's formula written out in NumPy",
+        ),
+    )
+}
+
 _ALIASES = {"ncc": "pcc", "vif": "vif_p", "vifp": "vif_p", "k_cross": "kcross"}
 
 
@@ -725,29 +869,50 @@ def get_no_reference_metric_info(name: str) -> NoReferenceMetricInfo:
         raise ValueError(f"unknown no-reference metric {name!r}; available: {', '.join(_NO_REFERENCE)}.") from None
 
 
-def _any_info(name: str) -> MetricInfo | NoReferenceMetricInfo:
+def list_set_level_metrics() -> list[SetLevelMetricInfo]:
+    """All registered set-level metrics (generated set against real set), in a stable order."""
+    return list(_SET_LEVEL.values())
+
+
+def get_set_level_metric_info(name: str) -> SetLevelMetricInfo:
+    """Look a set-level metric up by name (case-insensitive, ``-`` or ``_``)."""
+    try:
+        return _SET_LEVEL[_key(name)]
+    except KeyError:
+        raise ValueError(f"unknown set-level metric {name!r}; available: {', '.join(_SET_LEVEL)}.") from None
+
+
+def _any_info(name: str) -> MetricInfo | NoReferenceMetricInfo | SetLevelMetricInfo:
     key = _key(name)
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if key in _NO_REFERENCE:
-        return _NO_REFERENCE[key]
+    for table in (_REGISTRY, _NO_REFERENCE, _SET_LEVEL):
+        if key in table:
+            return table[key]
     raise ValueError(
-        f"unknown metric {name!r}; full-reference: {', '.join(_REGISTRY)}; no-reference: {', '.join(_NO_REFERENCE)}."
+        f"unknown metric {name!r}; full-reference: {', '.join(_REGISTRY)}; no-reference: {', '.join(_NO_REFERENCE)}; "
+        f"set-level: {', '.join(_SET_LEVEL)}."
     )
 
 
-def create_metric(name: str, **kwargs: Any) -> PerImageMetric:
-    """Build the MONAI metric registered under ``name`` (full- or no-reference) with the given keyword arguments."""
+def create_metric(name: str, **kwargs: Any) -> Any:
+    """Build the MONAI metric registered under ``name`` (full-reference, no-reference or set-level) with the given
+    keyword arguments."""
     return _build(name, "metric_class", kwargs)
 
 
-def create_handler(name: str, **kwargs: Any) -> FullReferenceHandler | NoReferenceHandler:
-    """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments)."""
+def create_handler(name: str, **kwargs: Any) -> Any:
+    """Build the ignite handler registered under ``name`` (``output_transform``, metric keyword arguments; for a
+    set-level metric also ``key``, ``batch_keys``, ``save_details``, the rest building its metric)."""
     return _build(name, "handler_class", kwargs)
+
+
+_HANDLER_OPTIONS = ("output_transform", "key", "batch_keys", "save_details")
 
 
 def _build(name: str, kind: str, kwargs: dict[str, Any]) -> Any:
     info = _any_info(name)
+    if isinstance(info, SetLevelMetricInfo) and kind == "handler_class":  # the handler takes the built metric
+        handler = {key: kwargs.pop(key) for key in _HANDLER_OPTIONS if key in kwargs}
+        return info.handler_class(info.metric_class(**kwargs), **handler)
     return getattr(info, kind)(**{**dict(getattr(info, "options", ())), **kwargs})
 
 

@@ -4,14 +4,12 @@ command-line parser, so that neither can drift from the code.
     python scripts/make_docs.py            # rewrite both pages
     python scripts/make_docs.py --check    # exit 1 if a committed page differs from what the code gives
 
-``tests/test_docs.py`` runs the check. Reading the registry imports neither torch nor MONAI; the set-level metrics
-have no registry and are listed from the classes of ``monai_kcross/metrics/set_level.py`` (read, not imported).
+``tests/test_docs.py`` runs the check. Reading the registry imports neither torch nor MONAI.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -96,10 +94,10 @@ with published BRISQUE numbers. For the blur scores "higher is better" means sha
 """
 
 SET_LEVEL_NOTES = """\
-The set-level metrics have no registry: this list is read from the classes of `monai_kcross/metrics/set_level.py`.
-Call them batch by batch (`metric(y_pred=generated, y=real)`); `aggregate()` returns the values with the feature
-extractor's identity. `SetLevelHandler` plugs them into an evaluator. What they measure, their feature extractors
-and how they were checked: [set-level.md](set-level.md).
+`monai_kcross.list_set_level_metrics()`; `create_metric(name, extractor=...)` builds one. Call them batch by batch
+(`metric(y_pred=generated, y=real)`); `aggregate()` returns the values with the feature extractor's identity.
+`SetLevelHandler` plugs them into an evaluator (`create_handler(name, output_transform=..., extractor=...)`). What
+they measure, their feature extractors and how they were checked: [set-level.md](set-level.md).
 """
 
 
@@ -193,23 +191,11 @@ def _no_reference_rows() -> list[list[str]]:
 
 
 def _set_level_rows() -> list[list[str]]:
-    """The set-level metric classes of ``metrics/set_level.py`` with the first sentence of their docstrings."""
-    path = ROOT / "monai_kcross" / "metrics" / "set_level.py"
-    tree = ast.parse(path.read_text())
-    public = next(
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets)
-    )
     rows = []
-    for node in tree.body:
-        if not isinstance(node, ast.ClassDef) or node.name not in public or not node.name.endswith("Metric"):
-            continue
-        if node.name == "SetLevelMetric":
-            continue
-        doc = (ast.get_docstring(node) or "").split("\n\n")[0].replace("\n", " ")
-        doc = doc.replace(":func:`~monai_kcross.functional.set_level.", "`monai_kcross.functional.set_level.")
-        rows.append([f"`{node.name}`", _cell(doc)])
+    for info in registry.list_set_level_metrics():
+        identity, (reference, checked) = _identity(info), _sources(info)
+        values = ", ".join(f"`{value}`" for value in info.values)
+        rows.append([*identity, _number(info.ideal), values, reference, checked])
     return rows
 
 
@@ -262,7 +248,20 @@ def metrics_markdown() -> str:
         "## Set-level metrics",
         "",
         SET_LEVEL_NOTES,
-        *_table(["class", "what it computes"], _set_level_rows()),
+        *_table(
+            [
+                "name",
+                "class",
+                "handler",
+                "better",
+                "range",
+                "ideal",
+                "values (primary first)",
+                "reference",
+                "checked against",
+            ],
+            _set_level_rows(),
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..registry import list_metrics
+from ..registry import list_metrics, list_no_reference_metrics, list_set_level_metrics
 from .common import command
 
 
@@ -16,16 +16,25 @@ def add_parser(commands: Any) -> None:
 
 
 def print_metrics() -> int:
-    """Print the registry."""
-    print(f"{'name':<17} {'direction':<17} {'range':<16} {'ideal':>6}  {'3-D':<11} reference")
-    for info in list_metrics():
-        low, high = info.value_range
-        ideal = "-" if info.ideal is None else f"{info.ideal:g}"
-        print(
-            f"{info.name:<17} {info.direction:<17} [{low:g}, {high:g}]".ljust(53)
-            + f"{ideal:>6}  {info.volumes:<11} {info.reference}"
-            + (f" [needs {info.needs_weights}]" if info.needs_weights else "")
-        )
+    """Print the registry: full-reference, no-reference and set-level metrics."""
+    sections = (
+        ("full-reference: f(y_pred, y)", list_metrics()),
+        ("no-reference: f(y_pred)", list_no_reference_metrics()),
+        ("set-level: a generated image set against a real one", list_set_level_metrics()),
+    )
+    for number, (title, infos) in enumerate(sections):
+        print(("\n" if number else "") + f"{title}")
+        print(f"{'name':<19} {'direction':<17} {'range':<16} {'ideal':>6}  {'3-D / values':<22} reference")
+        for info in infos:
+            low, high = info.value_range
+            ideal = getattr(info, "ideal", None)
+            values = getattr(info, "values", ())
+            shape = getattr(info, "volumes", None) or values[0] + (f" (+{len(values) - 1})" if len(values) > 1 else "")
+            print(
+                f"{info.name:<19} {info.direction:<17} [{low:g}, {high:g}]".ljust(55)
+                + f"{'-' if ideal is None else f'{ideal:g}':>6}  {shape:<22} {info.reference}"
+                + (f" [needs {info.needs_weights}]" if getattr(info, "needs_weights", "") else "")
+            )
     return 0
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import monai_kcross
 from monai_kcross.features import RadiomicsFeatures
 from monai_kcross.functional.radiomics import (
     RADIOMIC_FEATURES,
@@ -116,6 +117,7 @@ def test_radiomic_agreement_concordance(inputs):
     result = metric.aggregate()
     assert result["median_ccc"] == pytest.approx(float(np.median(direct)))
     assert result["reproducible_fraction"] == pytest.approx(float((direct >= 0.85).mean()))
+    assert tuple(result.values) == monai_kcross.get_set_level_metric_info("radiomic_agreement").values
     assert set(result.details["ccc"]) == set(extractor.names) and len(extractor.names) == 18
     identical = RadiomicAgreementMetric(extractor)
     identical(y_pred=images, y=images)

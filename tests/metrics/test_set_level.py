@@ -383,3 +383,36 @@ def test_kcross_features_of_every_branch(branch):
     features = KCrossFeatures(branch=branch)(images)
     assert features.shape[0] == 3 and features.ndim == 2 and torch.isfinite(features).all()
     assert not torch.allclose(features[0], features[1])  # different slices, different features
+
+
+def test_every_set_level_metric_is_registered_and_declares_its_values():
+    """The registry's set-level entries build their metric and handler, and ``aggregate().values`` has exactly the
+    declared keys; each primary value gets worse when the generated set moves away from the real one (for
+    memorisation: when it copies the real set)."""
+    import monai_kcross
+    from monai_kcross.handlers import SetLevelHandler
+
+    names = [info.name for info in monai_kcross.list_set_level_metrics()]
+    assert names == ["fid", "kid", "mmd", "prdc", "diversity", "memorisation", "frd", "radiomic_agreement"]
+    real, same = _sets(48, 48, 5)
+    shifted = same + 1.5
+    options = {"kid": {"subsets": 3, "subset_size": 20}}
+    for info in monai_kcross.list_set_level_metrics():
+        assert callable(info.function) and issubclass(info.handler_class, SetLevelHandler)
+        if info.name in ("frd", "radiomic_agreement"):  # radiomic features of images with regions: test_radiomics.py
+            assert monai_kcross.create_metric(info.name).__class__ is info.metric_class
+            continue
+        results = []
+        worse_set = real + 1e-3 if info.name == "memorisation" else shifted  # near-copies, for memorisation
+        for generated in (same, worse_set):
+            metric = monai_kcross.create_metric(info.name, extractor=None, **options.get(info.name, {}))
+            metric(y_pred=generated, y=real)
+            results.append(metric.aggregate())
+        assert tuple(results[0].values) == info.values, info.name
+        if info.name != "diversity":  # diversity is a property of one set, not a distance between two
+            better, worse = results[0].value, results[1].value
+            assert (better > worse) if info.higher_is_better else (better < worse), info.name
+    handler = monai_kcross.create_handler("fid", extractor=None, output_transform=lambda x: x, key="fid")
+    assert isinstance(handler, SetLevelHandler) and handler.key == "fid"
+    with pytest.raises(ValueError, match="set-level: fid"):
+        monai_kcross.create_metric("fréchet")
