@@ -42,6 +42,7 @@ import torch.distributed as dist
 
 from ..functional.intensity import DataRange, intensity_policy_name, parse_data_range, to_unit_range
 from ..functional.segmentation import as_segmenter
+from ..functional.validation import as_plain_tensor
 from ..progress import tqdm
 from ..registry import MetricInfo, default_options, get_metric_info
 from .benchmark import BASELINES
@@ -125,7 +126,7 @@ def score_case(
         ValueError: bad ``spatial_dims``; without ``reasons``, a metric unfit for the case.
     """
     device = torch.device(device)
-    tensors = {key: torch.as_tensor(value).as_subclass(torch.Tensor).float() for key, value in images.items()}
+    tensors = {key: as_plain_tensor(value).float() for key, value in images.items()}
     if tensors["reference"].ndim == 4 and tensors["reference"].shape[-1] == 1:  # 2-D image stored as H x W x 1
         tensors = {key: value[..., 0] for key, value in tensors.items()}
     planar = tensors["reference"].ndim == 3
@@ -332,10 +333,6 @@ def _policy_name(data_range: DataRange, cases: Sequence[Mapping[str, str]]) -> s
     return intensity_policy_name(data_range, masked=any("mask" in case for case in cases))
 
 
-def _plain(image: Any) -> torch.Tensor:
-    return torch.as_tensor(image).as_subclass(torch.Tensor)
-
-
 def score_cases(
     cases: Sequence[Mapping[str, str]],
     out: str | Path,
@@ -451,7 +448,11 @@ def score_cases(
         except (CaseError, ValueError) as error:  # unreadable, mismatched, nothing to score in 2-D
             failed[name] = str(error) if str(error).startswith("case ") else f"case {name}: {error}"
             continue
-        copy = IDENTICAL if torch.equal(_plain(images["reference"]), _plain(images["synthesized"])) else ""
+        copy = (
+            IDENTICAL
+            if torch.equal(as_plain_tensor(images["reference"]), as_plain_tensor(images["synthesized"]))
+            else ""
+        )
         for metric in todo[name]:
             note = "; ".join(text for text in (reasons.get(metric, ""), copy) if text)
             row_policy = "reference" if get_metric_info(metric).own_front_end else _policy_name(data_range, [case])

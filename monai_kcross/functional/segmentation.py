@@ -44,7 +44,7 @@ from .intensity import DataRange, to_unit_range
 from .masking import prepare_mask
 from .model_cache import cached_model, file_version
 from .planar import to_slices
-from .validation import check_image_pair, compute_dtype
+from .validation import as_plain_tensor, check_image_pair, compute_dtype
 
 __all__ = [
     "SegmentationScores",
@@ -140,7 +140,7 @@ class Segmenter:
             raise RuntimeError(f"segmenter {self.name} failed: {lines[-1] if lines else 'TorchScript error'}") from None
 
     def _labels(self, output: torch.Tensor, n: int, spatial: torch.Size) -> torch.Tensor:
-        output = output.as_subclass(torch.Tensor)
+        output = as_plain_tensor(output)
         if output.ndim == len(spatial) + 2 and output.shape[1] > 1:
             output = output.argmax(1)
         elif output.ndim == len(spatial) + 2:

@@ -6,6 +6,8 @@ Every public functional metric calls :func:`check_image_pair` first, so that bad
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 __all__ = ["all_finite", "as_plain_tensor", "check_finite", "check_image_pair", "check_positive", "compute_dtype"]
@@ -94,9 +96,14 @@ def check_finite(y_pred: torch.Tensor, y: torch.Tensor, name: str = "metric") ->
             raise ValueError(f"{name}: `{arg}` contains NaN or Inf values.")
 
 
-def as_plain_tensor(x: torch.Tensor) -> torch.Tensor:
-    """Return ``x`` as a plain ``torch.Tensor`` (a view, no copy), dropping subclasses such as ``MetaTensor``."""
-    return x if type(x) is torch.Tensor else x.as_subclass(torch.Tensor)
+def as_plain_tensor(x: Any) -> torch.Tensor:
+    """Return ``x`` as a plain ``torch.Tensor``: a subclass such as MONAI's ``MetaTensor`` as a view without its
+    metadata (no copy), anything else (NumPy arrays, nested lists) through ``torch.as_tensor``. The package's one
+    unwrapper: metadata bookkeeping on every operation would slow the arithmetic down."""
+    if type(x) is torch.Tensor:
+        return x
+    tensor = x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    return tensor if type(tensor) is torch.Tensor else tensor.as_subclass(torch.Tensor)
 
 
 def all_finite(x: torch.Tensor) -> bool:

@@ -37,6 +37,8 @@ from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform, TraceableTransform, Transform
 from monai.utils import TraceKeys, convert_to_dst_type
 
+from ..functional.validation import as_plain_tensor
+
 __all__ = [
     "ImageTransform",
     "InvertiblePerturbation",
@@ -99,9 +101,7 @@ def as_region(region: Any, image: torch.Tensor, labels: Sequence[int] | None = N
     """
     if region is None:
         raise ValueError(f"{name}: this perturbation needs a region (a mask or label map), got None.")
-    region = torch.as_tensor(np.asarray(region) if not isinstance(region, torch.Tensor) else region)
-    if type(region) is not torch.Tensor:
-        region = region.as_subclass(torch.Tensor)
+    region = as_plain_tensor(region if isinstance(region, torch.Tensor) else np.asarray(region))
     spatial = tuple(image.shape[1:])
     if tuple(region.shape) == spatial:
         region = region[None]
@@ -155,8 +155,7 @@ class ImageTransform(Transform):
 
     @staticmethod
     def unwrap(img: Any) -> torch.Tensor:
-        tensor = torch.as_tensor(img) if not isinstance(img, torch.Tensor) else img
-        return tensor if type(tensor) is torch.Tensor else tensor.as_subclass(torch.Tensor)
+        return as_plain_tensor(img)
 
     @staticmethod
     def wrap(out: torch.Tensor, img: Any) -> Any:
