@@ -14,12 +14,12 @@ from .kcross import (
     tumour_loss,
     within_group_loss,
 )
-from .perceptual import DISTSLoss, LPIPSLoss, PerceptualLoss
+from .perceptual import DISTSLoss, LPIPSLoss, MetricLoss
 
 __all__ = [
     "DISTSLoss",
     "LPIPSLoss",
-    "PerceptualLoss",
+    "MetricLoss",
     "RatingLoss",
     "frequency_loss",
     "inconsistency_loss",
@@ -33,3 +33,12 @@ __all__ = [
     "tumour_loss",
     "within_group_loss",
 ]
+
+
+def __getattr__(name: str):
+    if name == "PerceptualLoss":
+        raise ImportError(
+            "monai_kcross.losses.PerceptualLoss was renamed MetricLoss (any lower-is-better registered metric as a "
+            "loss, e.g. MetricLoss('lpips')): MONAI's PerceptualLoss is a different class."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

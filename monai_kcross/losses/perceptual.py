@@ -9,11 +9,14 @@ from torch import nn
 
 from ..registry import get_metric_info
 
-__all__ = ["DISTSLoss", "LPIPSLoss", "PerceptualLoss"]
+__all__ = ["DISTSLoss", "LPIPSLoss", "MetricLoss"]
 
 
-class PerceptualLoss(nn.Module):
+class MetricLoss(nn.Module):
     """A lower-is-better metric of the registry as a differentiable loss.
+
+    (Called ``PerceptualLoss`` before: renamed because MONAI's ``PerceptualLoss`` is another class, a network
+    loss built from ``spatial_dims`` and ``network_type``.)
 
     Args:
         metric: registry name of a distance (``"lpips"``, ``"dists"``, ``"feature_distance"``, ``"mse"``, ...).
@@ -44,20 +47,20 @@ class PerceptualLoss(nn.Module):
                 if self.metric == "feature_distance"
                 else ""
             )
-            raise ValueError(f"PerceptualLoss: {self.metric} is not differentiable with these options{hint}.")
+            raise ValueError(f"MetricLoss: {self.metric} is not differentiable with these options{hint}.")
         if self.reduction == "mean":
             return values.mean()
         return values.sum() if self.reduction == "sum" else values
 
 
-class LPIPSLoss(PerceptualLoss):
+class LPIPSLoss(MetricLoss):
     """LPIPS as a loss; options as in :func:`monai_kcross.perceptual.lpips`."""
 
     def __init__(self, reduction: str = "mean", **options: Any) -> None:
         super().__init__("lpips", reduction, **options)
 
 
-class DISTSLoss(PerceptualLoss):
+class DISTSLoss(MetricLoss):
     """DISTS as a loss; options as in :func:`monai_kcross.perceptual.dists`."""
 
     def __init__(self, reduction: str = "mean", **options: Any) -> None:

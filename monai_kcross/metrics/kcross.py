@@ -156,7 +156,7 @@ def kcross(
         raise RuntimeError(
             f"{name} is not differentiable (rank-based intensity harmonisation, thresholded lesion masks): call it "
             "under torch.no_grad() or on detached tensors; for a training loss use a differentiable metric such as "
-            "monai_kcross.losses.PerceptualLoss."
+            "monai_kcross.losses.MetricLoss."
         )
     if mask is not None:
         raise ValueError(

@@ -114,6 +114,12 @@ class SetLevelMetric(Metric):
                     f"{type(self).__name__}: without an extractor inputs must be features (N, F), got {tuple(x.shape)}."
                 )
             return x
+        if x.ndim == 2:
+            raise ValueError(
+                f"{type(self).__name__}: got features of shape {tuple(x.shape)}, but this metric extracts its own "
+                f"features from images ({self.identity}). Pass extractor=None to give features directly; unlike "
+                "MONAI's class of the same name it accumulates batches, and aggregate() gives the value."
+            )
         return extract_features(self.extractor, x, self.batch_size)
 
     def _add(self, key: str, images: torch.Tensor | Sequence[torch.Tensor] | None) -> None:

@@ -26,7 +26,7 @@ from monai_kcross.functional import (
     vif_p,
     vsi,
 )
-from monai_kcross.losses import PerceptualLoss
+from monai_kcross.losses import MetricLoss
 from monai_kcross.perceptual import dists, lpips
 from monai_kcross.perceptual.feature_distance import FeatureDistance, feature_distance
 
@@ -51,7 +51,7 @@ CLASSIC = {
     "pcc": (pcc, {}, 8),
 }
 SLICE_WISE = ["gmsd", "ms_gmsd", "nlpd", "haarpsi", "vsi", "fsim", "vif_p", "iw_ssim", "mdsi", "cw_ssim"]
-# histogram counts have no gradient; PerceptualLoss names such metrics (see the last test)
+# histogram counts have no gradient; MetricLoss names such metrics (see the last test)
 WITHOUT_GRADIENT = {"nmi"}
 # Dice/HD95 of argmax segmentations: piecewise constant, not a training loss (tested in test_segmentation.py)
 SEGMENTATION = {"seg_dice", "seg_dice_lesion", "seg_hd95", "seg_hd95_lesion"}
@@ -180,7 +180,7 @@ def test_feature_distance_gradients_with_a_differentiable_input():
 
 
 def test_perceptual_loss_optimiser_step_keeps_weights_finite():
-    """The issue's case: PerceptualLoss("gmsd") on volumes with empty mask slices and an exact background."""
+    """The issue's case: MetricLoss("gmsd") on volumes with empty mask slices and an exact background."""
     torch.manual_seed(0)
     model = torch.nn.Conv3d(1, 1, 3, padding=1)
     source = torch.rand(2, 1, 32, 32, 6)
@@ -190,7 +190,7 @@ def test_perceptual_loss_optimiser_step_keeps_weights_finite():
     mask[:, :, 4:28, 4:28, 2:4] = True
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
     for name in ["gmsd", "ms_gmsd", "nlpd", "rmse", "mse", "mae"]:  # the distances (HaarPSI is a similarity)
-        loss = PerceptualLoss(name, data_range=1.0)(model(source), target, mask=mask)
+        loss = MetricLoss(name, data_range=1.0)(model(source), target, mask=mask)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -199,7 +199,7 @@ def test_perceptual_loss_optimiser_step_keeps_weights_finite():
     # at the optimum (prediction equals the target) the step leaves the weights unchanged
     identity = torch.nn.Conv3d(1, 1, 1, bias=False)
     torch.nn.init.ones_(identity.weight)
-    loss = PerceptualLoss("gmsd", data_range=1.0)(identity(source), source, mask=mask)
+    loss = MetricLoss("gmsd", data_range=1.0)(identity(source), source, mask=mask)
     loss.backward()
     assert identity.weight.grad is not None and (identity.weight.grad == 0).all()
 
@@ -210,6 +210,6 @@ def test_loss_of_a_metric_without_gradient_raises():
         torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)), ["0"], preprocess=lambda x, y: (x.detach(), y)
     )
     with pytest.raises(ValueError, match="not differentiable"):
-        PerceptualLoss("feature_distance", distance=distance)(pred.float().requires_grad_(True), ref.float())
+        MetricLoss("feature_distance", distance=distance)(pred.float().requires_grad_(True), ref.float())
     for name in WITHOUT_GRADIENT:  # no graph, so no silent zero gradient either
         assert not monai_kcross.get_metric_info(name).function(pred.clone().requires_grad_(True), ref).requires_grad

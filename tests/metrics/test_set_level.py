@@ -222,6 +222,8 @@ def test_metric_classes_accumulate_and_record_the_extractor():
         empty.aggregate()
     with pytest.raises(ValueError, match="must be features"):
         FIDMetric(extractor=None)(y_pred=torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="Pass extractor=None to give features directly"):  # a MONAI-style call
+        FIDMetric()(real[:4], generated[:4])
 
 
 def _slices(subject: int, count: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_kcross.losses import LPIPSLoss, PerceptualLoss
+from monai_kcross.losses import LPIPSLoss, MetricLoss
 from monai_kcross.metrics import LPIPSMetric
 from monai_kcross.perceptual import DISTS, LPIPS, WaDIQaMFR, dists, lpips
 from monai_kcross.perceptual.backbones import build_backbone
@@ -156,10 +156,12 @@ def test_losses_propagate_gradients():
     loss = LPIPSLoss(data_range=1.0, backbone_weights="random:1")(pred, ref)
     loss.backward()
     assert pred.grad is not None and float(pred.grad.abs().sum()) > 0
-    mse = PerceptualLoss("mse")(pred, ref)
+    mse = MetricLoss("mse")(pred, ref)
     assert torch.isclose(mse, ((pred - ref) ** 2).mean())
     with pytest.raises(ValueError, match="higher-is-better"):
-        PerceptualLoss("ssim")
+        MetricLoss("ssim")
+    with pytest.raises(ImportError, match="renamed MetricLoss"):  # MONAI's PerceptualLoss is another class
+        from monai_kcross.losses import PerceptualLoss  # noqa: F401
 
 
 def test_metric_class_accumulates():
