@@ -138,6 +138,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+IDENTITY = ("name", "class", "handler", "better", "range")  # the first columns of every registry table, see _identity
+
+
 def _identity(info: registry.MetricInfo | registry.NoReferenceMetricInfo) -> list[str]:
     """Name, metric class, handler, direction and range: the first cells of both registry tables."""
     return [
@@ -212,19 +215,7 @@ def metrics_markdown() -> str:
         "`monai_kcross.list_metrics()`; called as `f(y_pred, y)` on `(B, C, H, W[, D])` tensors, `y` the reference.",
         "",
         *_table(
-            [
-                "name",
-                "class",
-                "handler",
-                "better",
-                "range",
-                "ideal",
-                "3-D",
-                "reference",
-                "checked against (tolerance)",
-                "notes",
-            ],
-            _full_reference_rows(),
+            [*IDENTITY, "ideal", "3-D", "reference", "checked against (tolerance)", "notes"], _full_reference_rows()
         ),
         "",
         FULL_REFERENCE_NOTES,
@@ -240,7 +231,7 @@ def metrics_markdown() -> str:
         "`monai_kcross.list_no_reference_metrics()`; called as `f(y_pred)`.",
         "",
         *_table(
-            ["name", "class", "handler", "better", "range", "3-D", "mask=", "reference", "checked against", "options"],
+            [*IDENTITY, "3-D", "mask=", "reference", "checked against", "options"],
             _no_reference_rows(),
         ),
         "",
@@ -249,17 +240,7 @@ def metrics_markdown() -> str:
         "",
         SET_LEVEL_NOTES,
         *_table(
-            [
-                "name",
-                "class",
-                "handler",
-                "better",
-                "range",
-                "ideal",
-                "values (primary first)",
-                "reference",
-                "checked against",
-            ],
+            [*IDENTITY, "ideal", "values (primary first)", "reference", "checked against"],
             _set_level_rows(),
         ),
         "",
