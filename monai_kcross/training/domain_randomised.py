@@ -41,7 +41,16 @@ from ..losses.kcross import (
     within_group_loss,
 )
 from ..networks.kcross import BRANCHES, KCross, KCrossConfig
-from .kcross import _attach_common, _keep_best, _Run, _subsets, load_split, spearman, within_subject_srcc
+from .kcross import (
+    _attach_common,
+    _keep_best,
+    _Run,
+    _subsets,
+    load_split,
+    spearman,
+    stage1_engine,
+    within_subject_srcc,
+)
 
 __all__ = ["fit_heads", "pairwise_accuracy", "train_kcross_randomised"]
 
@@ -52,8 +61,6 @@ def _stage1(
     network: KCross, stream: RandomisedBrains, run: _Run, steps: int, batch_size: int, learning_rate: float
 ) -> dict[str, Any]:
     device = run.device
-    encoders = [p for module in network.encoders() for p in module.parameters()]
-    optimiser = torch.optim.Adam(encoders, lr=learning_rate)
     validation = RandomisedBrains(stream.templates, pool_size=8, shape=stream.shape, seed=stream.seed + 1).sample(
         4 * batch_size, contrasts=2
     )
@@ -66,31 +73,21 @@ def _stage1(
             network, images[:, 1:2].to(device), images[:, 0:1].to(device), lesion[:, None].float().to(device)
         )
 
-    def step(engine: Engine, _: Any) -> float:
-        network.train()
-        losses = losses_of(stream.sample(batch_size, contrasts=2))
-        optimiser.zero_grad()
-        losses["total"].backward()
-        optimiser.step()
-        return losses["total"].item()
+    def validation_losses() -> list[float]:
+        return [
+            float(losses_of(validation, slice(i, i + batch_size))["total"])
+            for i in range(0, len(validation["images"]), batch_size)
+        ]
 
-    engine = Engine(step)
-
-    @engine.on(Events.EPOCH_COMPLETED)
-    def validate(engine: Engine) -> None:
-        network.eval()
-        with torch.no_grad():
-            values = [
-                float(losses_of(validation, slice(i, i + batch_size))["total"])
-                for i in range(0, len(validation["images"]), batch_size)
-            ]
-        engine.state.metrics["validation_loss"] = sum(values) / len(values)
-        history["loss"].append(float(engine.state.output))
-        history["validation_loss"].append(engine.state.metrics["validation_loss"])
-        stream.refresh(2)
-
-    restore_best = _keep_best(engine, network, history)
-    _attach_common(engine, "stage1", run, {"network": network, "optimizer": optimiser})
+    engine, restore_best = stage1_engine(
+        network,
+        run,
+        learning_rate,
+        lambda _: losses_of(stream.sample(batch_size, contrasts=2)),
+        validation_losses,
+        history,
+        after_epoch=lambda: stream.refresh(2),
+    )
     per_epoch = min(100, steps)
     started = time.perf_counter()
     engine.run(range(per_epoch), max_epochs=max(1, steps // per_epoch))

@@ -307,20 +307,28 @@ def train_kcross(
     return summary
 
 
-def _stage1(network, train, val, run: _Run, epochs, batch_size, learning_rate, autocast, extra) -> dict[str, Any]:
-    device = run.device
-    cases, val_cases = _unique_cases(train), _unique_cases(val)
-    if extra is not None:
-        cases = {k: torch.cat([cases[k], extra[k]]) for k in cases}
+def stage1_engine(
+    network: KCross,
+    run: _Run,
+    learning_rate: float,
+    batch_losses: Callable[[Any], dict[str, torch.Tensor]],
+    validation_losses: Callable[[], list[float]],
+    history: dict[str, Any],
+    after_epoch: Callable[[], None] | None = None,
+) -> tuple[Engine, Callable[[], None]]:
+    """The stage-1 trainer of both recipes (NIRPS-style datalists and the domain-randomised stream).
+
+    Adam on the encoders, one step per batch (``batch_losses(batch)`` returns :func:`stage1_losses`' dict), the
+    mean of ``validation_losses()`` after every epoch in ``engine.state.metrics["validation_loss"]`` and in
+    ``history``, then ``after_epoch()``; checkpoints, resume, logging and progress as every stage. Returns the
+    engine and a call that restores the weights of the epoch with the lowest validation loss.
+    """
     encoders = [p for module in network.encoders() for p in module.parameters()]
     optimiser = torch.optim.Adam(encoders, lr=learning_rate)
-    generator = torch.Generator().manual_seed(run.seed)
-    history: dict[str, list[float]] = {"loss": [], "validation_loss": []}
 
-    def step(engine: Engine, index: torch.Tensor) -> float:
+    def step(engine: Engine, batch: Any) -> float:
         network.train()
-        with autocast():
-            losses = stage1_losses(network, *(cases[k][index].to(device) for k in ("source", "reference", "lesion")))
+        losses = batch_losses(batch)
         optimiser.zero_grad()
         losses["total"].backward()
         optimiser.step()
@@ -332,24 +340,42 @@ def _stage1(network, train, val, run: _Run, epochs, batch_size, learning_rate, a
     def validate(engine: Engine) -> None:
         network.eval()
         with torch.no_grad():
-            losses = [
-                float(
-                    stage1_losses(network, *(val_cases[k][i].to(device) for k in ("source", "reference", "lesion")))[
-                        "total"
-                    ]
-                )
-                for i in _batches(len(val_cases["reference"]), batch_size, None)
-            ]
-        engine.state.metrics["validation_loss"] = float(np.mean(losses))
+            values = validation_losses()
+        engine.state.metrics["validation_loss"] = sum(values) / len(values)
         history["loss"].append(float(engine.state.output))
         history["validation_loss"].append(engine.state.metrics["validation_loss"])
+        if after_epoch is not None:
+            after_epoch()
 
     restore_best = _keep_best(engine, network, history)
+    _attach_common(engine, "stage1", run, {"network": network, "optimizer": optimiser})
+    return engine, restore_best
+
+
+def _stage1(network, train, val, run: _Run, epochs, batch_size, learning_rate, autocast, extra) -> dict[str, Any]:
+    device = run.device
+    cases, val_cases = _unique_cases(train), _unique_cases(val)
+    if extra is not None:
+        cases = {k: torch.cat([cases[k], extra[k]]) for k in cases}
+    generator = torch.Generator().manual_seed(run.seed)
+    history: dict[str, list[float]] = {"loss": [], "validation_loss": []}
+    keys = ("source", "reference", "lesion")
+
+    def batch_losses(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast():
+            return stage1_losses(network, *(cases[k][index].to(device) for k in keys))
+
+    def validation_losses() -> list[float]:
+        return [
+            float(stage1_losses(network, *(val_cases[k][i].to(device) for k in keys))["total"])
+            for i in _batches(len(val_cases["reference"]), batch_size, None)
+        ]
+
+    engine, restore_best = stage1_engine(network, run, learning_rate, batch_losses, validation_losses, history)
     engine.add_event_handler(
         Events.EPOCH_COMPLETED,
         EarlyStopping(run.patience, lambda e: -e.state.metrics["validation_loss"], engine),
     )
-    _attach_common(engine, "stage1", run, {"network": network, "optimizer": optimiser})
     started = time.perf_counter()
     engine.run(_Shuffled(len(cases["reference"]), batch_size, generator), max_epochs=epochs)
     restore_best()
