@@ -55,7 +55,8 @@ def _check_evaluator(findings: dict) -> None:
 def _check_training(findings: dict) -> None:
     assert findings["stage1_loss"][1] < findings["stage1_loss"][0]
     assert findings["stage2_loss"][1] < findings["stage2_loss"][0]
-    assert findings["n_test"] > 0 and 0 <= findings["my_bundle_mean"] <= 1
+    # the exported bundle scores with the newly trained network, not with the shipped one it was copied from
+    assert findings["n_test"] > 0 and abs(findings["my_bundle_mean"] - findings["shipped_bundle_mean"]) > 1e-4
     assert findings["bundle_config_max_difference"] < 1e-4
 
 
