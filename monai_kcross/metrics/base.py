@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ class PerImageMetric(CumulativeIterationMetric):
         **metric_kwargs: Any,
     ) -> None:
         super().__init__()
+        _check_options(type(self).__name__, metric_fn, metric_kwargs)
         self.metric_fn = metric_fn
         self.reduction = reduction
         self.get_not_nans = get_not_nans
@@ -51,6 +53,26 @@ class PerImageMetric(CumulativeIterationMetric):
             raise ValueError(f"{type(self).__name__}: nothing to aggregate, call the metric on some data first.")
         result, not_nans = reduce_scores(data, reduction or self.reduction)
         return (result, not_nans) if self.get_not_nans else result
+
+
+_IMAGES = ("y_pred", "y")  # per-call inputs, not options
+
+
+def _check_options(owner: str, function: Callable[..., Any], options: dict[str, Any]) -> None:
+    """Reject options the metric's function does not take when the metric is built, not at its first call."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a callable without an inspectable signature: checked when called
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    allowed = [name for name in parameters if name not in _IMAGES]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{owner}: unknown option(s) {', '.join(unknown)}; "
+            f"{getattr(function, '__name__', 'its function')} takes {', '.join(allowed)}."
+        )
 
 
 def reduce_scores(scores: torch.Tensor, reduction: MetricReduction | str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from monai_kcross.metrics import (
     SSIMMetric,
 )
 
-from ..conftest import perturbed_pair
+from ..conftest import metric_options, perturbed_pair
 
 
 def test_every_registered_metric_has_its_class():
@@ -239,3 +239,19 @@ def test_registry_score_feeds_each_metric_what_it_declares():
     given = kcross_info.score(pred, ref, mask=region, inputs=inputs)
     torch.testing.assert_close(given, kcross(pred, ref, source, lesion))
     assert not torch.equal(given, kcross(pred, ref))  # the source and the lesion mask did reach it
+
+
+@pytest.mark.parametrize(
+    "info", [*monai_kcross.list_metrics(), *monai_kcross.list_no_reference_metrics()], ids=lambda i: i.name
+)
+def test_unknown_options_are_rejected_when_the_metric_is_built(info):
+    """A misspelt option fails at construction with a TypeError naming it, not at the first batch (or never).
+    The downstream-segmentation scores forward their options to the segmentation call, which checks them then."""
+    if info.name.startswith("seg_"):
+        metric = monai_kcross.create_metric(info.name, not_an_option=1, **metric_options(info))
+        image = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        with pytest.raises(TypeError, match="not_an_option"):
+            metric(image, image)
+        return
+    with pytest.raises(TypeError, match="not_an_option"):
+        monai_kcross.create_metric(info.name, not_an_option=1)
