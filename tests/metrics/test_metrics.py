@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -255,3 +257,25 @@ def test_unknown_options_are_rejected_when_the_metric_is_built(info):
         return
     with pytest.raises(TypeError, match="not_an_option"):
         monai_kcross.create_metric(info.name, not_an_option=1)
+
+
+def test_class_defaults_equal_the_function_defaults():
+    """An option declared on a metric class and on its function has one default (GMSD's ``t``, HaarPSI's ``c``,
+    ...): a class default that drifts from the function's would give different numbers through the two APIs.
+    PSNRMetric's ``data_range=None`` is the one exception: ``None`` means "``max_val`` or, without it, the
+    function's default"."""
+    empty = inspect.Parameter.empty
+    drift = []
+    for info in [*monai_kcross.list_metrics(), *monai_kcross.list_no_reference_metrics()]:
+        fixed = dict(getattr(info, "options", ()))
+        function = inspect.signature(info.function).parameters
+        for name, parameter in inspect.signature(info.metric_class.__init__).parameters.items():
+            theirs = function.get(name)
+            if name in fixed or theirs is None or empty in (parameter.default, theirs.default):
+                continue
+            if parameter.default != theirs.default:
+                drift.append((info.name, name, parameter.default, theirs.default))
+    assert drift == [("psnr", "data_range", None, "reference")]
+    assert PSNRMetric()(torch.full((1, 1, 8, 8), 0.5), torch.eye(8)[None, None]).item() == pytest.approx(
+        float(psnr(torch.full((1, 1, 8, 8), 0.5), torch.eye(8)[None, None]))
+    )
