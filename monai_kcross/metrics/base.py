@@ -55,7 +55,7 @@ class PerImageMetric(CumulativeIterationMetric):
         return (result, not_nans) if self.get_not_nans else result
 
 
-_IMAGES = ("y_pred", "y")  # per-call inputs, not options
+_PER_CALL = ("y_pred", "y", "mask")  # inputs of every call, not options fixed when the metric is built
 
 
 def _check_options(owner: str, function: Callable[..., Any], options: dict[str, Any]) -> None:
@@ -66,12 +66,12 @@ def _check_options(owner: str, function: Callable[..., Any], options: dict[str, 
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    allowed = [name for name in parameters if name not in _IMAGES]
+    allowed = [name for name in parameters if name not in _PER_CALL]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise TypeError(
-            f"{owner}: unknown option(s) {', '.join(unknown)}; "
-            f"{getattr(function, '__name__', 'its function')} takes {', '.join(allowed)}."
+            f"{owner} got unknown argument(s) {unknown}; it accepts "
+            f"{', '.join([*allowed, 'reduction', 'get_not_nans'])}."
         )
 
 

@@ -143,14 +143,7 @@ class _ArtefactMetric(NoReferenceMetric):
     function: Callable[..., torch.Tensor]
 
     def __init__(self, reduction: Reduction = MetricReduction.MEAN, get_not_nans: bool = False, **options: Any) -> None:
-        accepted = _options(type(self).function)
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__} got unknown argument(s) {unknown}; it accepts "
-                f"{', '.join([*accepted, 'reduction', 'get_not_nans'])}."
-            )
-        super().__init__(type(self).function, reduction, get_not_nans, **options)
+        super().__init__(type(self).function, reduction, get_not_nans, **options)  # the base checks the options
 
 
 def _options(function: Callable[..., torch.Tensor]) -> dict[str, inspect.Parameter]:
