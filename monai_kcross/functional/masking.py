@@ -127,9 +127,10 @@ def pool_weights(weights: torch.Tensor, pad_end: bool = True) -> torch.Tensor:
 def finalize_weighted(
     numerator: torch.Tensor, denominator: torch.Tensor, name: str, region: str, empty_mask: str
 ) -> torch.Tensor:
-    """Divide, turning empty regions into NaN or into a ``ValueError`` naming the region.
+    """Divide, turning empty regions into NaN (``empty_mask="nan"``), 0 (``"zero"``: for descriptors where an empty
+    region means no deviation) or a ``ValueError`` naming the region (``"raise"``).
 
-    Empty regions get a constant NaN, so no NaN reaches the gradient of the other entries (``0 / 0`` would
+    Empty regions get a constant, so no NaN reaches the gradient of the other entries (``0 / 0`` would
     back-propagate NaN even where the caller discards the value).
     """
     empty = denominator <= 0
@@ -142,7 +143,7 @@ def finalize_weighted(
             )
         return numerator / denominator
     ratio = numerator / denominator.masked_fill(empty, 1.0)
-    return ratio.masked_fill(empty, float("nan"))
+    return ratio.masked_fill(empty, 0.0 if empty_mask == "zero" else float("nan"))
 
 
 def weighted_mean(
@@ -157,7 +158,7 @@ def weighted_mean(
 
     The package's one weighted mean (metrics, K-CROSS descriptors, DISTS statistics, artefact scores). A region
     whose weights sum to 0 raises a ``ValueError`` naming ``name`` and ``region`` (``empty_mask="raise"``) or gives
-    a constant NaN (``"nan"``) that passes no NaN into the gradient of the other entries.
+    a constant NaN (``"nan"``) or 0 (``"zero"``, internal) that passes no NaN into the gradient of the other entries.
     """
     dims = tuple(range(2, values.ndim))
     if weights is None:

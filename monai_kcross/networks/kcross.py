@@ -347,7 +347,7 @@ class _ComplexHead(nn.Module):
 def _masked_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """:func:`~monai_kcross.functional.masking.weighted_mean` of ``(B, C, h, w)`` by ``(B, 1, h, w)`` weights,
     0 where the weights are all zero (a deviation over an empty region is no deviation)."""
-    return weighted_mean(x, weights, empty_mask="nan").nan_to_num(0.0)
+    return weighted_mean(x, weights, empty_mask="zero")
 
 
 def _variance_ratio(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
