@@ -116,15 +116,13 @@ class MetricInfo(_LazyEntry):
     ``function``, ``metric_class`` and ``handler_class`` are imported on first use (stored as ``*_ref``).
         options: fixed options of the function that define this entry (e.g. ``classes=("lesion",)``); part of
             :func:`default_options` and of the metric classes built by :func:`create_metric`.
-        uses_segmenter: the metric runs a segmentation network (the downstream-segmentation scores): callers pass
-            ``segmenter=`` (a checkpoint, a MONAI bundle folder or a callable, see
-            :func:`~monai_kcross.functional.segmentation.as_segmenter`) to use another than the package's own.
         kind: ``"full-reference"`` (a formula) or ``"learned"`` (a trained network computes the score).
         masks: whether ``mask=`` restricts the score to an evaluation region (K-CROSS scores whole slices).
         inputs: further images of a case the function takes by keyword, besides ``y_pred`` and ``y`` (K-CROSS:
             ``source``, the source-contrast image, and ``lesion``, its lesion mask); callers pass those they have.
         model_option: the keyword through which callers choose the trained model (``"network"`` for K-CROSS,
-            ``"segmenter"`` for the downstream-segmentation scores; ``""``: none).
+            ``"segmenter"`` for the downstream-segmentation scores: a checkpoint, a MONAI bundle folder or a
+            callable, see :func:`~monai_kcross.functional.segmentation.as_segmenter`; ``""``: none).
         own_front_end: the metric maps intensities with its own trained front end (the reference's window), so a
             panel passes it the reference window whatever ``data_range`` policy the other metrics use.
         nan_means: why the metric gives NaN for an image, as reports say it.
@@ -143,7 +141,6 @@ class MetricInfo(_LazyEntry):
     symmetric: bool = True
     checked_against: str = ""
     options: tuple[tuple[str, Any], ...] = ()
-    uses_segmenter: bool = False
     doi: str = ""
     kind: str = "full-reference"
     masks: bool = True
@@ -152,9 +149,10 @@ class MetricInfo(_LazyEntry):
     own_front_end: bool = False
     nan_means: str = "e.g. an empty mask"
 
-    def __post_init__(self) -> None:
-        if self.uses_segmenter and not self.model_option:
-            object.__setattr__(self, "model_option", "segmenter")
+    @property
+    def uses_segmenter(self) -> bool:
+        """Whether the metric runs a segmentation network (the downstream-segmentation scores)."""
+        return self.model_option == "segmenter"
 
     def score(
         self,
@@ -529,7 +527,7 @@ _REGISTRY: dict[str, MetricInfo] = {
                 f"downstream segmentation {label} (MONAI compute_{'dice' if kind == 'dice' else 'hausdorff_distance'})",
                 symmetric=False,  # the reference's window and foreground feed the segmenter
                 options=options,
-                uses_segmenter=True,
+                model_option="segmenter",
                 checked_against="NumPy Dice (1e-12)" if kind == "dice" else "scipy k-d tree HD95 (1e-6 relative)",
             )
             for kind, function, metric_class, handler_class in (
