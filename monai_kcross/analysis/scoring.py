@@ -137,7 +137,7 @@ def score_case(
         raise ValueError("spatial_dims=3 needs volumes; these images are 2-D.")
     reference = tensors["reference"]
     data_range = parse_data_range(data_range)
-    kcross_range: Any = "reference"
+    reference_window: Any = "reference"
     metric_range, mapping_error = data_range, None
     if planar or spatial_dims == 3:
         batch = {key: value[None] for key, value in tensors.items()}
@@ -148,10 +148,10 @@ def score_case(
             foreground &= _slices(tensors["mask"]).flatten(1).any(1)
         if not bool(foreground.any()):
             raise CaseError("no axial slice holds enough foreground (or mask) to score in 2-D.")
-        kcross_range = (float(reference.min()), float(reference.max()))  # the volume's window for every slice
+        reference_window = (float(reference.min()), float(reference.max()))  # the volume's window for every slice
         metric_batch = batch = {key: _slices(value)[foreground] for key, value in tensors.items()}
         if data_range == "reference":
-            metric_range = kcross_range
+            metric_range = reference_window
         else:  # the policy's statistics come from the whole volume (inside its mask), then slices in unit range
             metric_range = 1.0
             try:
@@ -168,7 +168,7 @@ def score_case(
         info = get_metric_info(name)
         try:
             if info.own_front_end:  # raw images in the reference's window, whatever the panel's policy
-                values = _metric_values(info, batch, mask, models, kcross_range)
+                values = _metric_values(info, batch, mask, models, reference_window)
             elif mapping_error is not None:
                 raise mapping_error
             else:
