@@ -30,7 +30,10 @@ Branches and their deviations (all ``>= 0``, 0 at identity):
   ``var(a - b) / (var a + var b + c)`` over the slice, the mean of its local (7x7-window) map, the mean of the
   map's worst 5 % inside the head (local damage is not averaged away), and, with a source, the change of the
   cross-contrast structure term ``|s(syn, src) - s(ref, src)|`` (the paper's shared-structure comparison, made
-  relative to the reference so that it vanishes at identity).
+  relative to the reference so that it vanishes at identity). With ``config.pixel_levels = n > 0`` (1.2) the
+  same three structure deviations (over the head, mean and worst 5 % of the local map) are also taken of the
+  harmonised images themselves at ``n`` scales (full resolution and ``n - 1`` halvings): the encoder's features
+  are trained for anatomy and lesions and leave out fine fidelity that the image pyramid still carries.
 * **tumour** -- the segmenter (:mod:`~monai_kcross.networks.segmenter`, contrast-agnostic) on the reference and
   the harmonised synthesized slice gives class probabilities; a lesion mask (given, or the union of the two
   predicted lesions, dilated by 2 px) selects the lesion, which the tumour encoder encodes in both images; the
@@ -96,6 +99,7 @@ class KCrossConfig:
     tumour_channels: tuple[int, ...] = (32, 64, 128, 128)
     hidden: int = 256
     structure_levels: int = 1
+    pixel_levels: int = 0
     min_lesion: int = 10
     worst_fraction: float = 0.05
     bias_fraction: float = 0.0
@@ -130,7 +134,7 @@ class KCrossConfig:
 
     @property
     def structure_dim(self) -> int:
-        return 4 * sum(self.structure_channels[-self.structure_levels :])
+        return 4 * sum(self.structure_channels[-self.structure_levels :]) + 3 * self.pixel_levels
 
     @property
     def tumour_dim(self) -> int:
@@ -401,6 +405,32 @@ def _worst_mean(values: torch.Tensor, inside: torch.Tensor, fraction: float) -> 
     return (top * keep).sum(-1) / k_rows[:, None]
 
 
+def _pixel_structure_deviations(
+    syn: torch.Tensor, ref: torch.Tensor, head: torch.Tensor, levels: int, fraction: float
+) -> list[torch.Tensor]:
+    """Structure deviations of the harmonised images themselves at ``levels`` scales: per scale ``(B, 1)`` each,
+    the variance ratio over the head, the mean of its local (7x7) map inside the head and the mean of the map's
+    worst ``fraction``; a scale halves the previous one by 2x2 averaging. Exactly 0 when ``syn == ref``.
+
+    Args:
+        syn, ref: ``(B, 1, H, W)`` harmonised synthesized slice and reference (sides a multiple of ``2 ** (levels
+            - 1)``).
+        head: bool ``(B, 1, H, W)``.
+    """
+    terms: list[torch.Tensor] = []
+    weights = head.to(ref.dtype)
+    for level in range(levels):
+        if level:
+            syn, ref, weights = F.avg_pool2d(syn, 2), F.avg_pool2d(ref, 2), F.avg_pool2d(weights, 2)
+        local = _local_variance_ratio(syn, ref)
+        terms += [
+            _variance_ratio(syn, ref, weights),
+            _masked_mean(local, weights),
+            _worst_mean(local, weights > 0.5, fraction),
+        ]
+    return terms
+
+
 def complex_deviation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Per-channel complex deviation of stacked complex maps ``(B, 2C, h, w)`` -> stacked ``(B, 2C)``.
 
@@ -524,7 +554,7 @@ class KCross(nn.Module):
                 f_src = parts[2]
                 cross = (_variance_ratio(f_syn, f_src, None) - _variance_ratio(f_ref, f_src, None)).abs()
                 terms.append(cross)
-        return torch.cat(terms, 1)
+        return torch.cat(terms + _pixel_structure_deviations(syn, ref, head, cfg.pixel_levels, cfg.worst_fraction), 1)
 
     def descriptors(
         self,

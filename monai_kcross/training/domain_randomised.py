@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from .kcross import (
     within_subject_srcc,
 )
 
-__all__ = ["fit_heads", "pairwise_accuracy", "train_kcross_randomised"]
+__all__ = ["cached_pairs", "fit_heads", "pairwise_accuracy", "train_kcross_randomised"]
 
 DEFAULT_WEIGHTS = {"mse": 1.0, "rank": 1.0, "order": 1.0, "within": 1.0}
 
@@ -109,6 +110,59 @@ def _descriptors(network: KCross, data: dict[str, Any], device: torch.device, ba
         for key, value in d.items():
             parts.setdefault(key, []).append(value)
     return {key: torch.cat(value) for key, value in parts.items()}
+
+
+_PER_GROUP = ("reference", "source", "lesion")
+
+
+def _pack_pairs(pairs: dict[str, Any]) -> dict[str, Any]:
+    """A pair set with the images every variant of a reference shares stored once per reference (``group``
+    indexes them): the cache file shrinks about fourfold."""
+    first = [int(torch.nonzero(pairs["group"] == g)[0]) for g in range(int(pairs["group"].max()) + 1)]
+    packed = {k: v for k, v in pairs.items() if k not in _PER_GROUP}
+    packed.update({k: pairs[k][first].clone() for k in _PER_GROUP})
+    if not all(torch.equal(packed[k][pairs["group"]], pairs[k]) for k in _PER_GROUP):
+        raise ValueError("the variants of one reference do not share its reference, source and lesion.")
+    return packed
+
+
+def cached_pairs(
+    cache: str | Path | None,
+    n_references: int,
+    seed: int,
+    templates: Sequence[str],
+    shape: tuple[int, int],
+    segmenter: torch.nn.Module,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`~monai_kcross.data.pairs.build_pairs`, read from / written to the folder ``cache`` when given.
+
+    Building the pairs (simulation, variants and their task-based labels) takes most of a head refit (20-50
+    minutes for 300 + 60 references on 2 CPU cores, against about a minute for the heads). The file name holds
+    what the pairs depend on besides the segmenter: the number of references, the seed, the slice shape and the
+    template names; the segmenter's parameter checksum is stored in the file and checked on reading.
+
+    Raises:
+        ValueError: the cached file was built with another segmenter.
+    """
+    if cache is None:
+        return build_pairs(
+            n_references, seed=seed, templates=templates, shape=shape, segmenter=segmenter, progress=progress
+        )
+    checksum = float(sum(p.detach().double().abs().sum() for p in segmenter.parameters()))
+    names = "-".join(sorted(Path(t).name.removesuffix(".gz").removesuffix(".nii") for t in templates))
+    path = Path(cache) / f"pairs_n{n_references}_seed{seed}_{shape[0]}x{shape[1]}_{names}.pt"
+    if path.is_file():
+        stored = torch.load(path, weights_only=True)
+        if abs(stored.pop("segmenter_checksum") - checksum) > 1e-6 * max(1.0, checksum):
+            raise ValueError(f"{path} was built with another segmenter; delete it or use another pairs cache.")
+        return {**stored, **{k: stored[k][stored["group"]] for k in _PER_GROUP}}
+    pairs = build_pairs(
+        n_references, seed=seed, templates=templates, shape=shape, segmenter=segmenter, progress=progress
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**_pack_pairs(pairs), "segmenter_checksum": checksum}, path)
+    return pairs
 
 
 def _series_ids(kinds: Sequence[str]) -> torch.Tensor:
@@ -282,6 +336,8 @@ def train_kcross_randomised(
     datalist: str | Path | None = None,
     templates: Sequence[str] | None = None,
     segmenter: str | Path | None = None,
+    pairs_cache: str | Path | None = None,
+    pixel_levels: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     resume: bool = False,
@@ -306,6 +362,10 @@ def train_kcross_randomised(
         datalist: optional NIRPS-style datalist whose ``training``/``validation`` splits join stage 2.
         templates: tissue templates of the generator (default :func:`available_templates`).
         segmenter: segmenter checkpoint for the lesion branch and the quality labels (default: shipped).
+        pairs_cache: folder that keeps the built pair sets between runs (:func:`cached_pairs`).
+        pixel_levels: scales of the image-level structure deviations (``KCrossConfig.pixel_levels``; default:
+            that of ``init_from`` or of ``config``). When it changes the size of ``init_from``'s heads, only its
+            encoders are kept and the heads are fitted from their initialisation.
         seed: seed of everything.
         device: ``"cpu"`` or ``"cuda"``.
         resume: continue stage 1 from its checkpoints in ``out_dir``.
@@ -326,11 +386,17 @@ def train_kcross_randomised(
 
     if init_from is not None:
         trained = load_kcross(init_from)
-        config = trained.config
+        config = trained.config if pixel_levels is None else replace(trained.config, pixel_levels=pixel_levels)
         network = KCross(config, segmenter=lesion_finder).to(device)
-        network.load_state_dict(trained.state_dict())
+        state = trained.state_dict()
+        if config.structure_dim != trained.config.structure_dim:  # new head sizes: keep the encoders only
+            encoders = ("complex_net.", "structure_net.", "tumour_net.")
+            state = {**network.state_dict(), **{k: v for k, v in state.items() if k.startswith(encoders)}}
+        network.load_state_dict(state)
     else:
         config = config or KCrossConfig.small()
+        if pixel_levels is not None:
+            config = replace(config, pixel_levels=pixel_levels)
         network = KCross(config, segmenter=lesion_finder).to(device)
     templates = list(templates or available_templates().values())
     run = _Run(out, device, seed, patience=10**9, resume=resume, progress=progress)
@@ -356,8 +422,8 @@ def train_kcross_randomised(
         return summary
     started = time.perf_counter()
     kwargs = {"templates": templates, "segmenter": seg_network, "progress": progress, "shape": pairs_shape}
-    train_pairs = build_pairs(pairs, seed=seed + 70_000, **kwargs)
-    val_set = build_pairs(val_pairs, seed=seed + 80_000, **kwargs)
+    train_pairs = cached_pairs(pairs_cache, pairs, seed=seed + 70_000, **kwargs)
+    val_set = cached_pairs(pairs_cache, val_pairs, seed=seed + 80_000, **kwargs)
     train_sets = [_prepare(network, train_pairs, device)]
     val_sets = [_prepare(network, val_set, device)]
     if datalist is not None:
@@ -395,6 +461,8 @@ def main() -> None:
     parser.add_argument("--datalist", default=None, help="optional NIRPS-style datalist for stage 2")
     parser.add_argument("--templates", default=None, help="folder of extra tissue templates")
     parser.add_argument("--segmenter", default=None, help="segmenter checkpoint (default: shipped)")
+    parser.add_argument("--pairs-cache", default=None, help="folder keeping built pair sets between runs")
+    parser.add_argument("--pixel-levels", type=int, default=None, help="scales of the image-level structure terms")
     parser.add_argument("--init-from", default=None, help="trained K-CROSS to start from")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -410,6 +478,8 @@ def main() -> None:
         datalist=args.datalist,
         templates=list(available_templates(args.templates).values()),
         segmenter=args.segmenter,
+        pairs_cache=args.pairs_cache,
+        pixel_levels=args.pixel_levels,
         init_from=args.init_from,
         seed=args.seed,
         device=args.device,

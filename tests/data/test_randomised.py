@@ -164,3 +164,35 @@ def test_kcross_randomised_training_end_to_end(tmp_path):
     network = load_kcross(tmp_path / "run")
     image = torch.rand(1, 1, 48, 64)
     assert float(kcross(image, image, network=network)) == 1.0
+
+
+def test_head_refit_with_image_level_terms_reuses_encoders_and_cached_pairs(tmp_path, monkeypatch):
+    from monai_kcross.metrics import kcross, load_kcross
+    from monai_kcross.training import domain_randomised
+    from monai_kcross.training.domain_randomised import train_kcross_randomised
+
+    common = {"pairs": 2, "val_pairs": 1, "pairs_shape": (48, 64), "stage2_epochs": 1, "progress": False}
+    train_kcross_randomised(tmp_path / "base", stage1_steps=2, stage1_batch=2, stage1_shape=(48, 48), **common)
+    base = load_kcross(tmp_path / "base")
+    cache = tmp_path / "cache"
+    first = train_kcross_randomised(
+        tmp_path / "refit", stage1_steps=0, init_from=tmp_path / "base", pixel_levels=2, pairs_cache=cache, **common
+    )
+    assert len(list(cache.glob("pairs_*.pt"))) == 2  # training and validation sets
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the cached pairs were built again")
+
+    monkeypatch.setattr(domain_randomised, "build_pairs", no_build)
+    again = train_kcross_randomised(
+        tmp_path / "again", stage1_steps=0, init_from=tmp_path / "base", pixel_levels=2, pairs_cache=cache, **common
+    )
+    assert again["pairs"]["train_variants"] == first["pairs"]["train_variants"]
+    refit = load_kcross(tmp_path / "refit")
+    assert refit.config.pixel_levels == 2
+    assert refit.config.structure_dim == base.config.structure_dim + 6
+    for name, value in base.structure_net.state_dict().items():  # encoders kept, heads refitted
+        torch.testing.assert_close(refit.structure_net.state_dict()[name], value)
+    image = torch.rand(1, 1, 48, 64)
+    assert float(kcross(image, image, network=refit)) == 1.0
+    assert float(kcross((image + 0.2 * torch.rand_like(image)).clamp(0, 1), image, network=refit)) < 1.0
