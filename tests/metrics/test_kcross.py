@@ -183,9 +183,9 @@ def test_stage1_losses_decrease_in_a_few_iterations():
     assert all(np.isfinite(list(h.values())).all() for h in history)
 
 
-def _network_with_random_heads(seed: int = 0) -> KCross:
+def _network_with_random_heads(seed: int = 0, **config) -> KCross:
     torch.manual_seed(seed)
-    network = KCross(KCrossConfig.small()).eval()
+    network = KCross(KCrossConfig.small(**config)).eval()
     for parameter in network.score_parameters():  # heads away from their initial weights
         torch.nn.init.normal_(parameter, -2.0, 1.0)
     return network
@@ -219,6 +219,29 @@ def test_identity_scores_exactly_one(branches):
             assert torch.equal(out["score"], torch.ones(2)), (branches, src is None, mask is None)
             descriptors = network.descriptors(target, target, src, mask, branches)
             assert all(torch.equal(v, torch.zeros_like(v)) for v in descriptors.values())
+
+
+def test_image_level_structure_terms_vanish_at_identity_and_grow_with_damage():
+    from monai_kcross.networks.kcross import _pixel_structure_deviations
+
+    source, target, lesion = _slices(2, seed=13)
+    network = _network_with_random_heads(3, pixel_levels=3)
+    assert network.config.structure_dim == KCrossConfig.small().structure_dim + 9
+    for mask in (lesion, None):
+        assert torch.equal(network(target, target, source, mask)["score"], torch.ones(2))
+    head = network.harmonise(target, target)[1]
+    noise = torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    terms = [
+        torch.cat(_pixel_structure_deviations((target + level * noise).clamp(0, 1), target, head, 3, 0.05), 1)
+        for level in (0.0, 0.02, 0.08)
+    ]
+    assert terms[0].shape == (2, 9) and torch.equal(terms[0], torch.zeros_like(terms[0]))
+    assert torch.all(terms[1] > 0) and torch.all(terms[2] > terms[1])
+    with torch.no_grad():  # the image-level terms enter the score: more damage, larger penalty
+        penalty = [
+            network((target + level * noise).clamp(0, 1), target, None, None)["penalty"] for level in (0.02, 0.08)
+        ]
+    assert torch.all(penalty[1] > penalty[0])
 
 
 def test_monotone_intensity_maps_are_harmonised_away():
