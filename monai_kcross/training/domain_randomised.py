@@ -13,8 +13,8 @@
   calibrates every branch subset (the ablations). The weights of the epoch with the lowest validation loss
   (on pairs from other seeds) are kept.
 
-Command line: ``monai-kcross kcross train-randomised --out run [--stage1-steps N --pairs N ...]`` or
-``python -m monai_kcross.training.domain_randomised``.
+Command line: ``python -m monai_kcross.training.domain_randomised --out run [--stage1-steps N --pairs N
+--pairs-cache DIR --pixel-levels N ...]`` (``--help`` lists the options).
 """
 
 from __future__ import annotations
