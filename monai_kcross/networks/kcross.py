@@ -405,12 +405,25 @@ def _worst_mean(values: torch.Tensor, inside: torch.Tensor, fraction: float) -> 
     return (top * keep).sum(-1) / k_rows[:, None]
 
 
+def _structure_terms(
+    a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None, local_weights: torch.Tensor, fraction: float
+) -> list[torch.Tensor]:
+    """The three structure deviations ``(B, C)`` each of maps ``(B, C, h, w)``: the variance ratio over
+    ``weights`` (``None``: everywhere), the ``local_weights``-weighted mean of the local (7x7) variance-ratio map,
+    and the mean of that map's worst ``fraction`` where ``local_weights > 0.5``."""
+    local = _local_variance_ratio(a, b)
+    return [
+        _variance_ratio(a, b, weights),
+        _masked_mean(local, local_weights),
+        _worst_mean(local, local_weights > 0.5, fraction),
+    ]
+
+
 def _pixel_structure_deviations(
     syn: torch.Tensor, ref: torch.Tensor, head: torch.Tensor, levels: int, fraction: float
 ) -> list[torch.Tensor]:
-    """Structure deviations of the harmonised images themselves at ``levels`` scales: per scale ``(B, 1)`` each,
-    the variance ratio over the head, the mean of its local (7x7) map inside the head and the mean of the map's
-    worst ``fraction``; a scale halves the previous one by 2x2 averaging. Exactly 0 when ``syn == ref``.
+    """:func:`_structure_terms` of the harmonised images themselves at ``levels`` scales (``(B, 1)`` each, weighted
+    by the head); a scale halves the previous one by 2x2 averaging. Exactly 0 when ``syn == ref``.
 
     Args:
         syn, ref: ``(B, 1, H, W)`` harmonised synthesized slice and reference (sides a multiple of ``2 ** (levels
@@ -422,12 +435,7 @@ def _pixel_structure_deviations(
     for level in range(levels):
         if level:
             syn, ref, weights = F.avg_pool2d(syn, 2), F.avg_pool2d(ref, 2), F.avg_pool2d(weights, 2)
-        local = _local_variance_ratio(syn, ref)
-        terms += [
-            _variance_ratio(syn, ref, weights),
-            _masked_mean(local, weights),
-            _worst_mean(local, weights > 0.5, fraction),
-        ]
+        terms += _structure_terms(syn, ref, weights, weights, fraction)
     return terms
 
 
@@ -541,13 +549,8 @@ class KCross(nn.Module):
         for features in self.structure_net.encode(stack)[-cfg.structure_levels :]:
             parts = features.split(batch)
             f_syn, f_ref = parts[0], parts[1]
-            inside = F.interpolate(head.float(), size=features.shape[-2:], mode="area") > 0.5
-            local = _local_variance_ratio(f_syn, f_ref)
-            terms += [
-                _variance_ratio(f_syn, f_ref, None),
-                _masked_mean(local, inside.float()),
-                _worst_mean(local, inside, cfg.worst_fraction),
-            ]
+            inside = (F.interpolate(head.float(), size=features.shape[-2:], mode="area") > 0.5).float()
+            terms += _structure_terms(f_syn, f_ref, None, inside, cfg.worst_fraction)
             if source is None:
                 terms.append(torch.zeros_like(terms[-1]))
             else:

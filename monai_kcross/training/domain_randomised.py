@@ -145,10 +145,14 @@ def cached_pairs(
     Raises:
         ValueError: the cached file was built with another segmenter.
     """
-    if cache is None:
+
+    def build() -> dict[str, Any]:
         return build_pairs(
             n_references, seed=seed, templates=templates, shape=shape, segmenter=segmenter, progress=progress
         )
+
+    if cache is None:
+        return build()
     checksum = float(sum(p.detach().double().abs().sum() for p in segmenter.parameters()))
     names = "-".join(sorted(Path(t).name.removesuffix(".gz").removesuffix(".nii") for t in templates))
     path = Path(cache) / f"pairs_n{n_references}_seed{seed}_{shape[0]}x{shape[1]}_{names}.pt"
@@ -157,9 +161,7 @@ def cached_pairs(
         if abs(stored.pop("segmenter_checksum") - checksum) > 1e-6 * max(1.0, checksum):
             raise ValueError(f"{path} was built with another segmenter; delete it or use another pairs cache.")
         return {**stored, **{k: stored[k][stored["group"]] for k in _PER_GROUP}}
-    pairs = build_pairs(
-        n_references, seed=seed, templates=templates, shape=shape, segmenter=segmenter, progress=progress
-    )
+    pairs = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**_pack_pairs(pairs), "segmenter_checksum": checksum}, path)
     return pairs
@@ -388,11 +390,11 @@ def train_kcross_randomised(
         trained = load_kcross(init_from)
         config = trained.config if pixel_levels is None else replace(trained.config, pixel_levels=pixel_levels)
         network = KCross(config, segmenter=lesion_finder).to(device)
-        state = trained.state_dict()
-        if config.structure_dim != trained.config.structure_dim:  # new head sizes: keep the encoders only
-            encoders = ("complex_net.", "structure_net.", "tumour_net.")
-            state = {**network.state_dict(), **{k: v for k, v in state.items() if k.startswith(encoders)}}
-        network.load_state_dict(state)
+        if config.structure_dim == trained.config.structure_dim:
+            network.load_state_dict(trained.state_dict())
+        else:  # new head sizes: keep the encoders only
+            for mine, theirs in zip(network.encoders(), trained.encoders()):
+                mine.load_state_dict(theirs.state_dict())
     else:
         config = config or KCrossConfig.small()
         if pixel_levels is not None:
